@@ -1,0 +1,22 @@
+"""Model variants, selected by name: ``create_model("cgcnn")``, ``list_models()``."""
+
+from models import cgcnn as _cgcnn  # noqa: F401  (registers the variant)
+from models.registry import (
+    ModelEntry,
+    count_parameters,
+    create_model,
+    get_model_entry,
+    list_models,
+    register_model,
+    resolve_config,
+)
+
+__all__ = [
+    "ModelEntry",
+    "count_parameters",
+    "create_model",
+    "get_model_entry",
+    "list_models",
+    "register_model",
+    "resolve_config",
+]

@@ -1,0 +1,142 @@
+"""The model bundle: one file with everything needed to use a trained model.
+
+A bundle holds the variant name and its resolved config, the weights, the graph settings, the
+target transform (targets, log10 normaliser, units), the element feature table, the training
+config it came from (if any) and package versions. It is written with ``torch.save`` holding only
+tensors and plain Python values, and read with ``torch.load(weights_only=True)``; loading is
+strict: unknown or missing fields, a different format version, an invalid config or a weight that
+does not fit are all errors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from models import create_model, get_model_entry, resolve_config
+from zoo.elements import ElementTable
+from zoo.graphs import GraphSettings
+from zoo.transforms import TargetTransform
+from zoo.versions import package_versions
+
+BUNDLE_FORMAT = 1
+BUNDLE_SUFFIX = ".zoo.pt"
+_FIELDS = {
+    "format",
+    "model_name",
+    "model_config",
+    "state_dict",
+    "graph_settings",
+    "transform",
+    "element_table",
+    "element_table_source",
+    "train_config",
+    "metrics",
+    "versions",
+}
+
+
+@dataclass
+class ModelBundle:
+    """A trained model with its metadata (see module docstring)."""
+
+    model_name: str
+    model_config: dict
+    state_dict: dict[str, torch.Tensor]
+    graph_settings: GraphSettings
+    transform: TargetTransform
+    element_table: ElementTable
+    train_config: dict | None = None
+    metrics: dict | None = None
+    versions: dict = field(default_factory=package_versions)
+
+    def build_model(self) -> torch.nn.Module:
+        """The model with the bundle's weights, in eval mode (strict weight loading)."""
+        from models.layers import element_feature_tensor
+
+        model = create_model(
+            self.model_name,
+            element_features=element_feature_tensor(self.element_table),
+            n_outputs=len(self.transform.targets),
+            **self.model_config,
+        )
+        model.load_state_dict(self.state_dict, strict=True)
+        return model.eval()
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": BUNDLE_FORMAT,
+            "model_name": self.model_name,
+            "model_config": dict(self.model_config),
+            "state_dict": {k: v.detach().cpu() for k, v in self.state_dict.items()},
+            "graph_settings": self.graph_settings.model_dump(),
+            "transform": self.transform.model_dump(),
+            "element_table": {z: list(v) for z, v in self.element_table.features.items()},
+            "element_table_source": self.element_table.source,
+            "train_config": self.train_config,
+            "metrics": self.metrics,
+            "versions": dict(self.versions),
+        }
+        partial = path.with_name(path.name + ".part")
+        torch.save(payload, partial)
+        partial.replace(path)
+        return path
+
+
+def bundle_from_model(
+    model: torch.nn.Module,
+    model_name: str,
+    graph_settings: GraphSettings,
+    transform: TargetTransform,
+    element_table: ElementTable,
+    train_config: dict | None = None,
+    metrics: dict | None = None,
+) -> ModelBundle:
+    return ModelBundle(
+        model_name=model_name,
+        model_config=model.config.model_dump(),
+        state_dict=model.state_dict(),
+        graph_settings=graph_settings,
+        transform=transform,
+        element_table=element_table,
+        train_config=train_config,
+        metrics=metrics,
+    )
+
+
+def load_bundle(path: str | Path) -> ModelBundle:
+    """Read a bundle file strictly (see module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model bundle")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: not a readable zoo model bundle ({error})") from error
+    if not isinstance(payload, dict) or set(payload) != _FIELDS:
+        found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: bundle fields {found} differ from {sorted(_FIELDS)}")
+    if payload["format"] != BUNDLE_FORMAT:
+        raise ValueError(f"{path}: bundle format {payload['format']}, expected {BUNDLE_FORMAT}")
+    get_model_entry(payload["model_name"])
+    config = resolve_config(payload["model_name"], payload["model_config"]).model_dump()
+    bundle = ModelBundle(
+        model_name=payload["model_name"],
+        model_config=config,
+        state_dict=payload["state_dict"],
+        graph_settings=GraphSettings.model_validate(payload["graph_settings"]),
+        transform=TargetTransform.model_validate(payload["transform"]),
+        element_table=ElementTable(
+            features={int(z): tuple(v) for z, v in payload["element_table"].items()},
+            source=payload["element_table_source"],
+        ),
+        train_config=payload["train_config"],
+        metrics=payload["metrics"],
+        versions=payload["versions"],
+    )
+    bundle.build_model()  # fails here, naming the file's problem, if weights do not fit
+    return bundle

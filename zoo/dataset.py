@@ -1,0 +1,141 @@
+"""The in-memory data set every reader returns: ids, structures and moduli in GPa."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from pymatgen.core import Structure
+
+from zoo.errors import BadInputError, SkipReport
+
+TARGETS = {
+    "shear": "G_VRH, Voigt-Reuss-Hill shear modulus",
+    "bulk": "K_VRH, Voigt-Reuss-Hill bulk modulus",
+}
+"""Target names the zoo knows. All are moduli in GPa, trained as log10(GPa)."""
+
+UNITS = "GPa"
+
+
+@dataclass
+class Dataset:
+    """Crystals with their moduli.
+
+    Attributes:
+        ids: entry identifiers, unique, length ``n``.
+        structures: ordered pymatgen structures, length ``n``.
+        targets: target name -> float64 ``(n,)`` modulus in GPa, NaN where the entry has none.
+        source: where the data came from (a path or a description).
+        skipped: entries dropped while reading because the user asked to skip bad input.
+    """
+
+    ids: list[str]
+    structures: list[Structure]
+    targets: dict[str, np.ndarray]
+    source: str
+    skipped: SkipReport = field(default_factory=SkipReport)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        if len(self.structures) != n:
+            raise ValueError("ids and structures differ in length")
+        if len(set(self.ids)) != n:
+            seen: set[str] = set()
+            duplicate = next(i for i in self.ids if i in seen or seen.add(i))
+            raise BadInputError(duplicate, "duplicate id in data set")
+        for name, values in self.targets.items():
+            if name not in TARGETS:
+                raise ValueError(f"unknown target {name!r}; known: {', '.join(TARGETS)}")
+            if len(values) != n:
+                raise ValueError(f"target {name!r} has {len(values)} values for {n} entries")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, indices) -> Dataset:
+        """A new data set with the entries at ``indices`` (in that order)."""
+        indices = list(indices)
+        return Dataset(
+            ids=[self.ids[i] for i in indices],
+            structures=[self.structures[i] for i in indices],
+            targets={k: v[indices] for k, v in self.targets.items()},
+            source=self.source,
+            skipped=self.skipped,
+        )
+
+
+def check_modulus(entry: str, target: str, value) -> float:
+    """A modulus in GPa from raw input: ``None`` means missing (NaN); NaN, infinity, zero or a
+    negative value is bad input because its log10 is undefined."""
+    if value is None:
+        return math.nan
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as error:
+        raise BadInputError(entry, f"{target} modulus {value!r} is not a number") from error
+    if not math.isfinite(number):
+        raise BadInputError(entry, f"{target} modulus is {number} (log10 needs a finite value)")
+    if number <= 0:
+        raise BadInputError(entry, f"{target} modulus {number} GPa is not positive (no log10)")
+    return number
+
+
+def check_structure(entry: str, structure: Structure) -> Structure:
+    """Reject structures the graph builder cannot represent faithfully."""
+    if len(structure) == 0:
+        raise BadInputError(entry, "structure has no sites")
+    if not structure.is_ordered:
+        site = next(s for s in structure if not s.is_ordered)
+        raise BadInputError(
+            entry, f"disordered or partially occupied site ({site.species}); order it first"
+        )
+    if structure.volume <= 0 or not math.isfinite(structure.volume):
+        raise BadInputError(entry, f"cell volume {structure.volume} is not positive")
+    return structure
+
+
+class DatasetBuilder:
+    """Accumulates entries one by one, checking each, raising or skipping bad ones."""
+
+    def __init__(self, source: str, targets: list[str], skip_bad: bool = False):
+        self.source = source
+        self.target_names = targets
+        self.skip_bad = skip_bad
+        self.ids: list[str] = []
+        self.structures: list[Structure] = []
+        self.values: dict[str, list[float]] = {t: [] for t in targets}
+        self.skipped = SkipReport()
+
+    def add(self, entry: str, load_structure, raw_targets: dict[str, object]) -> None:
+        """Add one entry. ``load_structure`` is a callable so parse errors are caught here."""
+        try:
+            try:
+                structure = load_structure()
+            except BadInputError:
+                raise
+            except Exception as error:  # any parser failure is bad input for this entry
+                raise BadInputError(entry, f"cannot read structure ({error})") from error
+            structure = check_structure(entry, structure)
+            values = {t: check_modulus(entry, t, raw_targets.get(t)) for t in self.target_names}
+        except BadInputError as error:
+            if not self.skip_bad:
+                raise
+            self.skipped.add(error)
+            return
+        self.ids.append(str(entry))
+        self.structures.append(structure)
+        for t, v in values.items():
+            self.values[t].append(v)
+
+    def build(self) -> Dataset:
+        if not self.ids:
+            raise ValueError(f"{self.source}: no usable entries ({self.skipped.summary()})")
+        return Dataset(
+            ids=self.ids,
+            structures=self.structures,
+            targets={t: np.asarray(v, dtype=np.float64) for t, v in self.values.items()},
+            source=self.source,
+            skipped=self.skipped,
+        )

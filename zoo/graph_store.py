@@ -1,0 +1,306 @@
+"""All crystal graphs of a data set in flat arrays, built in parallel and cached on disk.
+
+The store keeps per-graph offsets into concatenated node and edge arrays (CSR style), so that a
+minibatch of any graphs becomes one DGL heterograph in a single call (:meth:`GraphStore.batch`),
+which is much faster than building one DGL graph per crystal and calling ``dgl.batch``.
+
+On disk a store is one batched heterograph written with ``dgl.save_graphs`` plus a JSON sidecar
+holding the cache key, the entry ids and the checksum of the graph file. The cache key covers the
+builder version, the graph settings and a fingerprint of every structure (lattice, species,
+positions), so changing any of them builds anew; a graph file whose checksum or content does not
+match its sidecar is treated as corrupt and rebuilt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import zoo._backend  # noqa: F401
+from zoo import keys
+from zoo.errors import BadInputError, SkipReport
+from zoo.graphs import GraphSettings, neighbor_arrays, structure_fingerprint
+
+PARALLEL_THRESHOLD = 500
+"""Fewer structures than this are built in the calling process (process start-up costs more)."""
+
+
+def default_cache_dir() -> Path:
+    """``$ZOO_CACHE_DIR`` or ``~/.cache/zoo/graphs``."""
+    return Path(os.environ.get("ZOO_CACHE_DIR", Path.home() / ".cache" / "zoo" / "graphs"))
+
+
+@dataclass
+class GraphStore:
+    """Graphs of ``n`` crystals with ``N`` atoms and ``E`` bonds in all.
+
+    Attributes:
+        ids: entry ids, length ``n``.
+        atomic_numbers: int64 ``(N,)``.
+        src, dst: int64 ``(E,)`` atom indices local to their own crystal.
+        distance: float32 ``(E,)``; vector: float32 ``(E, 3)``.
+        node_offsets, edge_offsets: int64 ``(n + 1,)`` where each crystal's atoms / bonds start.
+        settings: how the graphs were built.
+    """
+
+    ids: list[str]
+    atomic_numbers: torch.Tensor
+    src: torch.Tensor
+    dst: torch.Tensor
+    distance: torch.Tensor
+    vector: torch.Tensor
+    node_offsets: torch.Tensor
+    edge_offsets: torch.Tensor
+    settings: GraphSettings
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def num_nodes(self) -> torch.Tensor:
+        """int64 ``(n,)`` atoms per crystal."""
+        return self.node_offsets[1:] - self.node_offsets[:-1]
+
+    @property
+    def num_edges(self) -> torch.Tensor:
+        """int64 ``(n,)`` bonds per crystal."""
+        return self.edge_offsets[1:] - self.edge_offsets[:-1]
+
+    def subset(self, indices) -> GraphStore:
+        """A store with the crystals at ``indices`` (in that order)."""
+        indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        node_index = _ranges(self.node_offsets, indices)
+        edge_index = _ranges(self.edge_offsets, indices)
+        return GraphStore(
+            ids=[self.ids[i] for i in indices.tolist()],
+            atomic_numbers=self.atomic_numbers[node_index],
+            src=self.src[edge_index],
+            dst=self.dst[edge_index],
+            distance=self.distance[edge_index],
+            vector=self.vector[edge_index],
+            node_offsets=_offsets(self.num_nodes[indices]),
+            edge_offsets=_offsets(self.num_edges[indices]),
+            settings=self.settings,
+        )
+
+    def batch(self, indices):
+        """One batched DGL heterograph holding the crystals at ``indices``, in that order."""
+        import dgl
+
+        indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
+        num_nodes = self.num_nodes[indices]
+        num_edges = self.num_edges[indices]
+        node_index = _ranges(self.node_offsets, indices)
+        edge_index = _ranges(self.edge_offsets, indices)
+        shift = torch.repeat_interleave(_offsets(num_nodes)[:-1], num_edges)
+        graph = dgl.heterograph(
+            {keys.BOND: (self.src[edge_index] + shift, self.dst[edge_index] + shift)},
+            num_nodes_dict={keys.ATOM: int(num_nodes.sum())},
+        )
+        graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER] = self.atomic_numbers[node_index]
+        graph.edges[keys.BOND].data[keys.DISTANCE] = self.distance[edge_index]
+        graph.edges[keys.BOND].data[keys.BOND_VECTOR] = self.vector[edge_index]
+        graph.set_batch_num_nodes({keys.ATOM: num_nodes})
+        graph.set_batch_num_edges({keys.BOND: num_edges})
+        return graph
+
+    @classmethod
+    def from_arrays(cls, ids: list[str], arrays: list[dict], settings: GraphSettings) -> GraphStore:
+        def cat(name, dtype):
+            return torch.from_numpy(np.concatenate([a[name] for a in arrays]).astype(dtype))
+
+        return cls(
+            ids=list(ids),
+            atomic_numbers=cat("Z", np.int64),
+            src=cat("src", np.int64),
+            dst=cat("dst", np.int64),
+            distance=cat("distance", np.float32),
+            vector=torch.from_numpy(
+                np.concatenate([a["vector"] for a in arrays]).reshape(-1, 3).astype(np.float32)
+            ),
+            node_offsets=_offsets(torch.tensor([len(a["Z"]) for a in arrays])),
+            edge_offsets=_offsets(torch.tensor([len(a["src"]) for a in arrays])),
+            settings=settings,
+        )
+
+    def save(self, path: Path) -> None:
+        """Write as one batched heterograph with ``dgl.save_graphs`` (crystal-local indices)."""
+        import dgl
+
+        graph = dgl.heterograph(
+            {keys.BOND: (self.src, self.dst)},
+            num_nodes_dict={keys.ATOM: len(self.atomic_numbers)},
+        )
+        graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER] = self.atomic_numbers
+        graph.edges[keys.BOND].data[keys.DISTANCE] = self.distance
+        graph.edges[keys.BOND].data[keys.BOND_VECTOR] = self.vector
+        labels = {"node_offsets": self.node_offsets, "edge_offsets": self.edge_offsets}
+        dgl.save_graphs(str(path), [graph], labels)
+
+    @classmethod
+    def load(cls, path: Path, ids: list[str], settings: GraphSettings) -> GraphStore:
+        import dgl
+
+        graphs, labels = dgl.load_graphs(str(path))
+        (graph,) = graphs
+        src, dst = graph.edges(etype=keys.BOND)
+        store = cls(
+            ids=list(ids),
+            atomic_numbers=graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER],
+            src=src,
+            dst=dst,
+            distance=graph.edges[keys.BOND].data[keys.DISTANCE],
+            vector=graph.edges[keys.BOND].data[keys.BOND_VECTOR],
+            node_offsets=labels["node_offsets"],
+            edge_offsets=labels["edge_offsets"],
+            settings=settings,
+        )
+        if len(store.node_offsets) != len(ids) + 1 or int(store.edge_offsets[-1]) != len(src):
+            raise ValueError("graph file does not match its index")
+        return store
+
+
+def _offsets(counts: torch.Tensor) -> torch.Tensor:
+    return torch.cat([torch.zeros(1, dtype=torch.int64), torch.cumsum(counts, 0)])
+
+
+def _ranges(offsets: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """Concatenated ``arange(offsets[i], offsets[i + 1])`` for each i in ``indices``."""
+    starts = offsets[indices]
+    counts = offsets[indices + 1] - starts
+    within = torch.arange(int(counts.sum())) - torch.repeat_interleave(
+        _offsets(counts)[:-1], counts
+    )
+    return torch.repeat_interleave(starts, counts) + within
+
+
+def _build_one(job):
+    entry, structure, settings = job
+    try:
+        return neighbor_arrays(structure, settings, entry)
+    except BadInputError as error:
+        return error
+
+
+def build_arrays(
+    ids: list[str],
+    structures: list,
+    settings: GraphSettings,
+    workers: int = 1,
+    progress: bool = True,
+) -> list:
+    """Neighbour arrays (or the :class:`BadInputError` of that entry) for every structure."""
+    jobs = [(entry, structure, settings) for entry, structure in zip(ids, structures, strict=True)]
+    bar = dict(total=len(jobs), desc="building graphs", unit="crystal", disable=not progress)
+    if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
+        return [_build_one(job) for job in tqdm(jobs, **bar)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers) as pool:
+        return list(tqdm(pool.imap(_build_one, jobs, chunksize=64), **bar))
+
+
+def cache_key(structures: list, settings: GraphSettings) -> str:
+    digest = hashlib.sha256(settings.key().encode())
+    for structure in structures:
+        digest.update(structure_fingerprint(structure))
+    return digest.hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_store(
+    ids: list[str],
+    structures: list,
+    settings: GraphSettings,
+    *,
+    workers: int = 1,
+    cache_dir: Path | None | bool = None,
+    skip_bad: bool = False,
+    progress: bool = True,
+) -> tuple[GraphStore, SkipReport]:
+    """Graphs for ``structures``, from the cache when it holds them, else built and cached.
+
+    Args:
+        cache_dir: folder of the cache; None for :func:`default_cache_dir`; False for no cache.
+        skip_bad: leave out structures the builder rejects (reported) instead of raising.
+
+    Returns:
+        The store (only the entries that could be built, in input order) and the skip report.
+    """
+    skipped = SkipReport()
+    cache = None if cache_dir is False else Path(cache_dir or default_cache_dir())
+    key = cache_key(structures, settings) if cache else ""
+    if cache:
+        loaded = _load_cached(cache, key, settings)
+        if loaded is not None:
+            store, skipped_items = loaded
+            if skipped_items and not skip_bad:
+                entry, reason = skipped_items[0]
+                raise BadInputError(entry, reason)
+            skipped.items.extend(skipped_items)
+            return store, skipped
+    results = build_arrays(ids, structures, settings, workers=workers, progress=progress)
+    good_ids, good_arrays = [], []
+    for entry, result in zip(ids, results, strict=True):
+        if isinstance(result, BadInputError):
+            if not skip_bad:
+                raise result
+            skipped.add(result)
+        else:
+            good_ids.append(entry)
+            good_arrays.append(result)
+    if not good_ids:
+        raise ValueError(f"no structure could be turned into a graph ({skipped.summary()})")
+    store = GraphStore.from_arrays(good_ids, good_arrays, settings)
+    if cache:
+        _save_cached(cache, key, store, skipped)
+    return store, skipped
+
+
+def _paths(cache: Path, key: str) -> tuple[Path, Path]:
+    return cache / f"graphs-{key[:24]}.bin", cache / f"graphs-{key[:24]}.json"
+
+
+def _load_cached(cache: Path, key: str, settings: GraphSettings):
+    graph_path, index_path = _paths(cache, key)
+    if not (graph_path.exists() and index_path.exists()):
+        return None
+    try:
+        index = json.loads(index_path.read_text())
+        if index["key"] != key or index["sha256"] != _file_digest(graph_path):
+            raise ValueError("checksum or key mismatch")
+        store = GraphStore.load(graph_path, index["ids"], settings)
+        return store, [tuple(item) for item in index["skipped"]]
+    except Exception as error:  # any damage means: rebuild
+        print(f"graph cache {graph_path.name} is stale or corrupt ({error}); rebuilding")
+        return None
+
+
+def _save_cached(cache: Path, key: str, store: GraphStore, skipped: SkipReport) -> None:
+    cache.mkdir(parents=True, exist_ok=True)
+    graph_path, index_path = _paths(cache, key)
+    partial = graph_path.with_suffix(".bin.part")
+    store.save(partial)
+    os.replace(partial, graph_path)
+    index = {
+        "key": key,
+        "sha256": _file_digest(graph_path),
+        "settings": store.settings.model_dump(),
+        "ids": store.ids,
+        "skipped": skipped.items,
+    }
+    index_path.write_text(json.dumps(index))

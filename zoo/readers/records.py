@@ -1,0 +1,63 @@
+"""JSON (optionally gzipped) lists of records holding a structure and modulus columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pymatgen.core import Structure
+
+from zoo.dataset import Dataset, DatasetBuilder
+
+DEFAULT_ID_KEY = "mp_id"
+DEFAULT_TARGET_KEYS = {"shear": "shear_modulus_vrh", "bulk": "bulk_modulus_vrh"}
+"""Column names of the Materials Project elasticity export (values in GPa)."""
+
+
+def structure_from_value(value) -> Structure:
+    """A structure from a pymatgen dict or from CIF text."""
+    if isinstance(value, dict):
+        return Structure.from_dict(value)
+    if isinstance(value, str):
+        return Structure.from_str(value, fmt="cif")
+    raise ValueError(f"unsupported structure value of type {type(value).__name__}")
+
+
+def records_from_payload(
+    records: list,
+    source: str,
+    id_key: str = DEFAULT_ID_KEY,
+    target_keys: dict[str, str] | None = None,
+    structure_key: str = "structure",
+    skip_bad: bool = False,
+) -> Dataset:
+    """Turn a list of record dicts into a :class:`Dataset`. Absent or null values are missing."""
+    target_keys = target_keys or DEFAULT_TARGET_KEYS
+    builder = DatasetBuilder(source, list(target_keys), skip_bad=skip_bad)
+    for row, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise ValueError(f"{source}: record {row} is not an object")
+        entry = str(record.get(id_key, f"row-{row}"))
+        if structure_key not in record:
+            raise ValueError(f"{source}: record {entry} has no {structure_key!r} field")
+        builder.add(
+            entry,
+            lambda v=record[structure_key]: structure_from_value(v),
+            {t: record.get(key) for t, key in target_keys.items()},
+        )
+    return builder.build()
+
+
+def read_records(
+    path: str | Path,
+    id_key: str = DEFAULT_ID_KEY,
+    target_keys: dict[str, str] | None = None,
+    skip_bad: bool = False,
+) -> Dataset:
+    """Read a JSON list of records (``.json`` or ``.json.gz``)."""
+    from zoo.readers.matbench import load_json
+
+    path = Path(path)
+    payload = load_json(path)
+    if not isinstance(payload, list):
+        raise ValueError(f"{path}: expected a JSON list of records")
+    return records_from_payload(payload, str(path), id_key, target_keys, skip_bad=skip_bad)

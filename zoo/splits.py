@@ -1,0 +1,77 @@
+"""Train/validation/test splits: from a split file or seeded fractions."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Split:
+    """Indices into a data set, int64 arrays, disjoint."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+    def sizes(self) -> dict[str, int]:
+        return {name: len(getattr(self, name)) for name in SPLITS}
+
+
+def read_split_file(path: str | Path, ids: list[str]) -> Split:
+    """Split from a CSV with columns ``id`` (or ``mp_id``/``mbid``) and ``split``
+    (``train``/``val``/``test``). Every data set id must be assigned; ids of the file that the
+    data set does not hold (e.g. entries skipped as bad input) are ignored."""
+    path = Path(path)
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        fields = reader.fieldnames or []
+        id_field = next((f for f in ("id", "mp_id", "mbid") if f in fields), None)
+        if id_field is None or "split" not in fields:
+            raise ValueError(f"{path}: needs an id column (id/mp_id/mbid) and a split column")
+        assignment = {row[id_field]: row["split"].strip() for row in reader}
+    bad = {s for s in assignment.values() if s not in SPLITS}
+    if bad:
+        raise ValueError(f"{path}: unknown split names {sorted(bad)}; use {SPLITS}")
+    missing = [i for i in ids if i not in assignment]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} entries have no split, e.g. {missing[:3]}")
+    return Split(
+        *(
+            np.array([k for k, i in enumerate(ids) if assignment[i] == s], dtype=np.int64)
+            for s in SPLITS
+        )
+    )
+
+
+def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> Split:
+    """Seeded random split of ``n`` entries by (train, val, test) fractions."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise ValueError(
+            f"split fractions {fractions} must be three non-negative numbers summing to 1"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(fractions[1] * n))
+    n_test = int(round(fractions[2] * n))
+    n_train = n - n_val - n_test
+    if n_train <= 0 or (fractions[1] > 0 and n_val == 0):
+        raise ValueError(f"{n} entries are too few for split fractions {fractions}")
+    return Split(
+        train=np.sort(order[:n_train]),
+        val=np.sort(order[n_train : n_train + n_val]),
+        test=np.sort(order[n_train + n_val :]),
+    )
+
+
+def write_split_file(path: str | Path, ids: list[str], split: Split) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "split"])
+        for name in SPLITS:
+            for index in getattr(split, name):
+                writer.writerow([ids[index], name])
