@@ -1,0 +1,35 @@
+"""zoo: crystal graph neural networks for elastic moduli.
+
+Public API (everything else is internal)::
+
+    from zoo import read_dataset, build_graph, GraphSettings, TrainConfig, train
+    from zoo import load_bundle, predict_structures
+
+Names are imported on first use, so ``import zoo.keys`` (done by the model code) stays light
+and free of import cycles.
+"""
+
+import importlib
+
+import zoo._backend  # noqa: F401  (DGLBACKEND=pytorch before anything imports dgl)
+
+_PUBLIC = {
+    "BadInputError": "zoo.errors",
+    "Dataset": "zoo.dataset",
+    "GraphSettings": "zoo.graphs",
+    "ModelBundle": "zoo.bundle",
+    "TrainConfig": "zoo.config",
+    "build_graph": "zoo.graphs",
+    "load_bundle": "zoo.bundle",
+    "load_config": "zoo.config",
+    "predict_structures": "zoo.predict",
+    "read_dataset": "zoo.readers",
+    "train": "zoo.training",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -160,7 +160,8 @@ def _element_properties(z: int) -> dict[str, float | int | str | None]:
         "valence": _valence_electrons(element),
         "ln_first_ionisation_ev": math.log(ionisation) if ionisation else None,
         "electron_affinity_ev": float(affinity) if affinity is not None else None,
-        "block": element.block,
+        # pymatgen files helium (1s2) under p with the noble gases; by its electrons it is s
+        "block": "s" if z == 2 else element.block,
         "ln_molar_volume": math.log(float(molar_volume)) if molar_volume else None,
     }
 

@@ -1,0 +1,174 @@
+"""Graph builder: exact edge counts on hand-checked crystals, neighbour-list contract, cache."""
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.core import Lattice, Structure
+
+from tests.conftest import bcc_conventional, fcc_primitive, rocksalt
+from zoo import keys
+from zoo.graph_store import build_store
+from zoo.graphs import GraphSettings, build_graph, neighbor_arrays
+
+
+def degree(arrays, n):
+    return np.bincount(arrays["dst"], minlength=n)
+
+
+def test_fcc_has_twelve_equal_bonds():
+    arrays = neighbor_arrays(fcc_primitive(3.61), GraphSettings())
+    assert len(arrays["src"]) == 12
+    assert np.allclose(arrays["distance"], 3.61 / np.sqrt(2), atol=1e-5)
+
+
+def test_bcc_cuts_the_second_shell_at_twelve():
+    a = 2.87
+    arrays = neighbor_arrays(bcc_conventional(a), GraphSettings())
+    assert len(arrays["src"]) == 24
+    for atom in range(2):
+        d = arrays["distance"][arrays["dst"] == atom]
+        assert np.allclose(d[:8], a * np.sqrt(3) / 2, atol=1e-5)  # 8 nearest
+        assert np.allclose(d[8:], a, atol=1e-5)  # 4 of the 6 second neighbours
+    everything = neighbor_arrays(bcc_conventional(a), GraphSettings(radius=2.9, max_neighbors=None))
+    assert len(everything["src"]) == 2 * (8 + 6)
+
+
+def test_rocksalt_edges():
+    arrays = neighbor_arrays(rocksalt(5.64), GraphSettings())
+    assert len(arrays["src"]) == 8 * 12
+    assert np.array_equal(degree(arrays, 8), np.full(8, 12))
+    nearest = neighbor_arrays(rocksalt(5.64), GraphSettings(radius=3.0, max_neighbors=None))
+    assert len(nearest["src"]) == 8 * 6
+    z = nearest["Z"]
+    assert (z[nearest["src"]] != z[nearest["dst"]]).all()  # every nearest neighbour: Na-Cl
+
+
+def contract(structure, settings):
+    """Checks every neighbour list must pass (NequIP-style contract)."""
+    arrays = neighbor_arrays(structure, settings)
+    n = len(structure)
+    src, dst, dist, vec = arrays["src"], arrays["dst"], arrays["distance"], arrays["vector"]
+    assert src.min() >= 0 and src.max() < n and dst.max() < n
+    assert (np.diff(dst) >= 0).all()
+    assert np.allclose(np.linalg.norm(vec, axis=1), dist, atol=1e-4)
+    assert (dist > 0).all() and (dist <= settings.radius + 1e-6).all()
+    # centre + vector is a lattice translate of the neighbour
+    frac = structure.lattice.get_fractional_coords(structure.cart_coords[dst] + vec)
+    offset = frac - structure.frac_coords[src]
+    assert np.allclose(offset, np.round(offset), atol=1e-4)
+    for atom in range(n):
+        mine = dist[dst == atom]
+        assert (np.diff(mine) >= 0).all()
+        assert 1 <= len(mine) <= settings.max_neighbors
+        # the same distances as the original CGCNN's method (get_all_neighbors, sorted)
+        reference = sorted(
+            nb.nn_distance for nb in structure.get_all_neighbors(settings.radius)[atom]
+        )
+        assert np.allclose(mine, reference[: settings.max_neighbors], atol=1e-4)
+    return arrays
+
+
+def test_neighbour_contract_on_demo_set(demo):
+    for structure in demo.structures[:20]:
+        contract(structure, GraphSettings())
+    contract(rocksalt(), GraphSettings(radius=6.0, max_neighbors=20))
+
+
+def random_rotation(seed=0):
+    q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    return q * np.sign(np.linalg.det(q))
+
+
+def per_atom_distances(structure, settings):
+    arrays = neighbor_arrays(structure, settings)
+    return sorted(
+        tuple(np.round(arrays["distance"][arrays["dst"] == i], 4)) for i in range(len(structure))
+    )
+
+
+def test_graph_invariances(demo):
+    settings = GraphSettings()
+    for structure in [rocksalt(), *demo.structures[:6]]:
+        reference = per_atom_distances(structure, settings)
+        rotated = Structure(
+            Lattice(structure.lattice.matrix @ random_rotation().T),
+            structure.species,
+            structure.frac_coords,
+        )
+        shifted = Structure(structure.lattice, structure.species, structure.frac_coords + 0.37)
+        assert per_atom_distances(rotated, settings) == reference
+        assert per_atom_distances(shifted, settings) == reference
+        supercell = structure * (2, 2, 2)
+        assert sorted(set(per_atom_distances(supercell, settings))) == sorted(set(reference))
+
+
+def test_heterograph_layout():
+    graph = build_graph(rocksalt(), GraphSettings())
+    assert graph.ntypes == [keys.ATOM]
+    assert graph.canonical_etypes == [keys.BOND]
+    assert graph.num_nodes(keys.ATOM) == 8 and graph.num_edges(keys.BOND) == 96
+    assert graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER].tolist() == [11] * 4 + [17] * 4
+    assert graph.edges[keys.BOND].data[keys.BOND_VECTOR].shape == (96, 3)
+
+
+def test_store_batch_equals_single_graphs(demo):
+    store, _ = build_store(
+        demo.ids, demo.structures, GraphSettings(), cache_dir=False, progress=False
+    )
+    batch = store.batch([4, 0, 9])
+    assert batch.batch_size == 3
+    singles = [build_graph(demo.structures[i]) for i in (4, 0, 9)]
+    assert batch.batch_num_edges(keys.BOND).tolist() == [g.num_edges() for g in singles]
+    src, dst = batch.edges(etype=keys.BOND)
+    offset = 0
+    edges_seen = 0
+    for graph in singles:
+        s, d = graph.edges()
+        e = graph.num_edges()
+        assert torch.equal(src[edges_seen : edges_seen + e], s + offset)
+        assert torch.equal(dst[edges_seen : edges_seen + e], d + offset)
+        offset += graph.num_nodes()
+        edges_seen += e
+    assert torch.equal(
+        batch.edges[keys.BOND].data[keys.DISTANCE],
+        torch.cat([g.edata[keys.DISTANCE] for g in singles]),
+    )
+
+
+def test_cache_hit_rebuild_on_corruption_and_new_key(tmp_path, demo, monkeypatch):
+    import zoo.graph_store as graph_store
+
+    settings = GraphSettings()
+    first, _ = build_store(demo.ids, demo.structures, settings, cache_dir=tmp_path, progress=False)
+    (graph_file,) = tmp_path.glob("*.bin")
+    calls = []
+    real_build = graph_store.build_arrays
+    monkeypatch.setattr(
+        graph_store, "build_arrays", lambda *a, **k: calls.append(1) or real_build(*a, **k)
+    )
+    cached, _ = build_store(demo.ids, demo.structures, settings, cache_dir=tmp_path, progress=False)
+    assert calls == [] and torch.equal(cached.distance, first.distance)
+    graph_file.write_bytes(graph_file.read_bytes()[:-100])  # truncate: corrupt
+    rebuilt, _ = build_store(
+        demo.ids, demo.structures, settings, cache_dir=tmp_path, progress=False
+    )
+    assert calls == [1] and torch.equal(rebuilt.distance, first.distance)
+    build_store(
+        demo.ids, demo.structures, GraphSettings(radius=6.0), cache_dir=tmp_path, progress=False
+    )
+    assert calls == [1, 1] and len(list(tmp_path.glob("*.bin"))) == 2
+    moved = [s.copy() for s in demo.structures]
+    moved[0].translate_sites([0], [0.01, 0, 0])
+    build_store(demo.ids, moved, settings, cache_dir=tmp_path, progress=False)
+    assert calls == [1, 1, 1]
+
+
+@pytest.mark.slow
+def test_parallel_build_equals_serial(demo):
+    structures = (demo.structures * 10)[:520]
+    ids = [f"e{i}" for i in range(len(structures))]
+    serial, _ = build_store(ids, structures, GraphSettings(), cache_dir=False, progress=False)
+    parallel, _ = build_store(
+        ids, structures, GraphSettings(), workers=2, cache_dir=False, progress=False
+    )
+    assert torch.equal(serial.src, parallel.src) and torch.equal(serial.distance, parallel.distance)

@@ -1,0 +1,163 @@
+"""Round trips for every input format, on the demo structures and the real shared files."""
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import DEV_SET, DEV_SPLIT, SHARED, needs_shared
+from zoo.readers import read_dataset
+from zoo.splits import random_split, read_split_file, write_split_file
+
+
+def same_structures(a, b, tol=1e-6):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        assert x.composition == y.composition
+        # lengths and angles: a CIF does not keep the cell's orientation in space
+        assert np.allclose(x.lattice.abc, y.lattice.abc, atol=tol)
+        assert np.allclose(x.lattice.angles, y.lattice.angles, atol=tol)
+        assert np.allclose(x.frac_coords % 1.0, y.frac_coords % 1.0, atol=tol)
+
+
+def test_demo_set(demo):
+    assert len(demo) == 53
+    assert demo.targets["bulk"][demo.ids.index("Fe")] == 170.0  # pymatgen element data, GPa
+    assert demo.targets["shear"][demo.ids.index("Fe")] == 82.0
+    assert "demo" in demo.source
+
+
+def test_matbench_round_trip(tmp_path, demo):
+    payload = {
+        "index": [3, 10],
+        "columns": ["structure", "log10(G_VRH)"],
+        "data": [
+            [s.as_dict(), float(np.log10(g))]
+            for s, g in zip(demo.structures[:2], demo.targets["shear"][:2], strict=True)
+        ],
+    }
+    path = tmp_path / "matbench_log_gvrh.json.gz"
+    with gzip.open(path, "wt") as handle:
+        json.dump(payload, handle)
+    data = read_dataset(path)
+    assert data.ids == ["mb-log-gvrh-00004", "mb-log-gvrh-00011"]
+    assert np.allclose(data.targets["shear"], demo.targets["shear"][:2])
+    same_structures(data.structures, demo.structures[:2])
+
+
+@pytest.mark.skipif(not (SHARED / "data" / "matbench").exists(), reason="../shared absent")
+def test_matbench_subset_file_from_shared():
+    data = read_dataset(SHARED / "data" / "matbench" / "matbench_log_kvrh_subset.json.gz")
+    assert len(data) == 3077
+    assert data.ids[0] == "mb-log-kvrh-00004"
+    with open(SHARED / "data" / "matbench" / "subset_log_kvrh_mp_ids.csv") as handle:
+        assert next(csv.DictReader(handle))["mbid"] == data.ids[0]
+
+
+def test_cgcnn_folder_round_trip(tmp_path, demo):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    with open(folder / "id_prop.csv", "w") as handle:
+        for entry, structure, value in zip(
+            demo.ids[:5], demo.structures[:5], demo.targets["bulk"][:5], strict=True
+        ):
+            structure.to(filename=str(folder / f"{entry}.cif"))
+            handle.write(f"{entry},{np.log10(value)}\n")
+    data = read_dataset(folder, cgcnn_target="bulk", cgcnn_log10=True)
+    assert data.ids == demo.ids[:5]
+    assert np.allclose(data.targets["bulk"], demo.targets["bulk"][:5])
+    same_structures(data.structures, demo.structures[:5], tol=1e-5)
+
+
+def test_json_records_round_trip_with_missing_values(tmp_path, demo):
+    records = [
+        {"name": e, "structure": s.as_dict(), "G": g, "K": None if i == 1 else k}
+        for i, (e, s, g, k) in enumerate(
+            zip(
+                demo.ids[:4],
+                demo.structures[:4],
+                demo.targets["shear"][:4],
+                demo.targets["bulk"][:4],
+                strict=True,
+            )
+        )
+    ]
+    del records[2]["G"]
+    path = tmp_path / "records.json.gz"
+    with gzip.open(path, "wt") as handle:
+        json.dump(records, handle)
+    data = read_dataset(path, id_key="name", target_keys={"shear": "G", "bulk": "K"})
+    assert data.ids == demo.ids[:4]
+    assert np.isnan(data.targets["bulk"][1]) and np.isnan(data.targets["shear"][2])
+    assert data.targets["shear"][0] == demo.targets["shear"][0]
+    same_structures(data.structures, demo.structures[:4])
+
+
+@needs_shared
+def test_development_set():
+    data = read_dataset(DEV_SET)
+    assert len(data) == 3953
+    assert (data.targets["shear"] > 0).all() and (data.targets["bulk"] > 0).all()
+    split = read_split_file(DEV_SPLIT, data.ids)
+    assert split.sizes() == {"train": 2845, "val": 317, "test": 791}
+
+
+def test_extxyz_round_trip(tmp_path, demo):
+    import ase.io
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    frames = []
+    for entry, structure, g in zip(
+        demo.ids[:3], demo.structures[:3], demo.targets["shear"][:3], strict=True
+    ):
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.info.update({"id": entry, "G_VRH": g})
+        frames.append(atoms)
+    ase.io.write(tmp_path / "set.extxyz", frames, format="extxyz")
+    data = read_dataset(tmp_path / "set.extxyz", target_keys={"shear": "G_VRH"})
+    assert data.ids == demo.ids[:3]
+    assert np.allclose(data.targets["shear"], demo.targets["shear"][:3])
+    same_structures(data.structures, demo.structures[:3])
+
+
+def test_ase_db_round_trip(tmp_path, demo):
+    import ase.db
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    with ase.db.connect(tmp_path / "set.db") as database:
+        for entry, structure, k in zip(
+            demo.ids[:3], demo.structures[:3], demo.targets["bulk"][:3], strict=True
+        ):
+            database.write(AseAtomsAdaptor.get_atoms(structure), id_name=entry, bulk=float(k))
+    data = read_dataset(tmp_path / "set.db", target_keys={"bulk": "bulk"})
+    assert np.allclose(data.targets["bulk"], demo.targets["bulk"][:3])
+    same_structures(data.structures, demo.structures[:3])
+
+
+def test_poscar_folder(tmp_path, demo):
+    folder = tmp_path / "poscars"
+    folder.mkdir()
+    for entry, structure in zip(demo.ids[:3], demo.structures[:3], strict=True):
+        structure.to(filename=str(folder / f"{entry}.vasp"), fmt="poscar")
+    data = read_dataset(folder)
+    assert sorted(data.ids) == sorted(demo.ids[:3])
+    order = [data.ids.index(e) for e in demo.ids[:3]]
+    same_structures([data.structures[i] for i in order], demo.structures[:3])
+    assert data.targets == {}
+
+
+def test_split_file_round_trip_and_random_split(tmp_path):
+    ids = [f"x{i}" for i in range(50)]
+    split = random_split(50, (0.8, 0.1, 0.1), seed=3)
+    assert split.sizes() == {"train": 40, "val": 5, "test": 5}
+    assert len(set(np.concatenate([split.train, split.val, split.test]))) == 50
+    assert np.array_equal(random_split(50, (0.8, 0.1, 0.1), seed=3).val, split.val)
+    write_split_file(tmp_path / "split.csv", ids, split)
+    again = read_split_file(tmp_path / "split.csv", ids)
+    assert all(
+        np.array_equal(getattr(again, s), getattr(split, s)) for s in ("train", "val", "test")
+    )
+    with pytest.raises(ValueError, match="no split"):
+        read_split_file(tmp_path / "split.csv", [*ids, "extra"])

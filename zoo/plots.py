@@ -1,0 +1,73 @@
+"""Pictures people look at: parity plots and learning curves (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+SPLIT_COLOURS = {"train": "#bbbbbb", "val": "#4c72b0", "test": "#dd5555"}
+
+
+def parity_plot(predictions: pd.DataFrame, target: str, path: Path, title: str = "") -> Path:
+    """Predicted against reference modulus (GPa, log axes), one colour per split."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    true_col, pred_col = f"{target}_true_gpa", f"{target}_pred_gpa"
+    frame = predictions.dropna(subset=[true_col])
+    for split, colour in SPLIT_COLOURS.items():
+        part = frame[frame["split"] == split]
+        if len(part):
+            ax.scatter(
+                part[true_col],
+                part[pred_col],
+                s=6,
+                alpha=0.6,
+                c=colour,
+                label=f"{split} ({len(part)})",
+            )
+    if len(frame):
+        values = np.concatenate([frame[true_col], frame[pred_col]])
+        low, high = values[values > 0].min() / 1.5, values.max() * 1.5
+        ax.plot([low, high], [low, high], "k--", lw=1)
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"reference {target} modulus (GPa)")
+    ax.set_ylabel(f"predicted {target} modulus (GPa)")
+    ax.set_title(title or f"{target} modulus")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def learning_curve(history: list[dict], targets: list[str], path: Path) -> Path:
+    """Training loss and validation MAE (log10 GPa) per epoch."""
+    epochs = [row["epoch"] for row in history]
+    fig, (loss_ax, mae_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    loss_ax.plot(epochs, [row["train_loss"] for row in history], label="train loss")
+    loss_ax.set_yscale("log")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("loss (normalised targets)")
+    for target in targets:
+        mae_ax.plot(
+            epochs, [row[f"train_{target}_mae_log10"] for row in history], label=f"train {target}"
+        )
+        mae_ax.plot(
+            epochs, [row[f"val_{target}_mae_log10"] for row in history], label=f"val {target}"
+        )
+    mae_ax.set_xlabel("epoch")
+    mae_ax.set_ylabel("MAE (log10 GPa)")
+    mae_ax.set_yscale("log")
+    mae_ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

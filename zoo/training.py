@@ -1,0 +1,508 @@
+"""The one training function. ``zoo train`` and the Optuna objective both call :func:`train`.
+
+Pipeline: data set -> split -> graph store (cached) -> target transform fitted on the training
+split -> model from the registry -> epochs (masked loss on normalised log10 targets, validation
+MAE in log10 GPa for early stopping, checkpoint after every epoch) -> best epoch's weights ->
+metrics for every split in log10 GPa and GPa, predictions, plots, model bundle -> MLflow.
+
+An interrupted run (Ctrl-C, SIGTERM, a crash) keeps its last checkpoint; ``train(...,
+resume=DIR)`` continues from it in the same MLflow run and ends with the same weights as an
+uninterrupted run with the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from models import count_parameters, create_model
+from models.layers import element_feature_tensor
+from zoo import plots, tracking
+from zoo.bundle import BUNDLE_SUFFIX, bundle_from_model
+from zoo.config import TrainConfig, flatten
+from zoo.dataset import Dataset
+from zoo.elements import generate_element_table, read_element_table
+from zoo.errors import SkipReport
+from zoo.graph_store import GraphStore, build_store
+from zoo.metrics import modulus_metrics
+from zoo.predict import check_elements, predict_normalised
+from zoo.readers import read_dataset
+from zoo.splits import SPLITS, Split, random_split, read_split_file
+from zoo.transforms import TargetTransform
+
+CHECKPOINT = "last.pt"
+CONFIG_FILE = "config.yaml"
+EPOCH_PREFIX = "epoch/"
+"""MLflow name prefix of per-epoch curves (``epoch/val_shear_mae_log10``), kept apart from the
+final metrics of the best epoch's model (``val_shear_mae_log10``)."""
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    output_dir: Path
+    bundle_path: Path
+    run_id: str | None
+    metrics: dict[str, float]
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    skipped: SkipReport = field(default_factory=SkipReport)
+
+
+@dataclass
+class PreparedData:
+    """Graphs, moduli and split of the entries that survived reading and graph building."""
+
+    store: GraphStore
+    targets_gpa: np.ndarray  # float64 (n, T), NaN = missing
+    split: Split
+    element_table: object
+    skipped: SkipReport
+    source: str
+
+
+def prepare_data(
+    config: TrainConfig, dataset: Dataset | None = None, progress=True
+) -> PreparedData:
+    """Read, check, split and turn into graphs everything a run needs."""
+    data = config.data
+    if dataset is None:
+        dataset = read_dataset(
+            data.path,
+            id_key=data.id_key,
+            target_keys=data.target_keys,
+            cgcnn_target=config.targets[0],
+            cgcnn_log10=data.cgcnn_log10,
+            skip_bad=data.skip_bad,
+        )
+    skipped = SkipReport()
+    skipped.items.extend(dataset.skipped.items)
+    missing = [t for t in config.targets if t not in dataset.targets]
+    if missing:
+        raise ValueError(f"{dataset.source}: no values for target(s) {missing}")
+    table = (
+        read_element_table(config.element_table)
+        if config.element_table
+        else generate_element_table()
+    )
+    known = element_feature_tensor(table).isnan().any(1).logical_not()
+    keep = []
+    for index, (entry, structure) in enumerate(zip(dataset.ids, dataset.structures, strict=True)):
+        problem = check_elements([entry], [structure.atomic_numbers], known)
+        if problem is None:
+            keep.append(index)
+        elif data.skip_bad:
+            skipped.add(problem)
+        else:
+            raise problem
+    dataset = dataset.subset(keep)
+    cache = data.cache_dir if data.cache_dir else None
+    store, graph_skips = build_store(
+        dataset.ids,
+        dataset.structures,
+        config.graph,
+        workers=data.workers,
+        cache_dir=cache,
+        skip_bad=data.skip_bad,
+        progress=progress,
+    )
+    skipped.items.extend(graph_skips.items)
+    position = {entry: i for i, entry in enumerate(dataset.ids)}
+    rows = [position[entry] for entry in store.ids]
+    targets = np.stack([dataset.targets[t][rows] for t in config.targets], axis=1)
+    has_value = np.isfinite(targets).any(axis=1)
+    if not has_value.all():
+        store = store.subset(np.flatnonzero(has_value))
+        targets = targets[has_value]
+    if data.split_file:
+        split = read_split_file(data.split_file, store.ids)
+    else:
+        split = random_split(len(store), data.split_fractions, data.split_seed)
+    if len(split.train) < 2 or len(split.val) < 1:
+        raise ValueError(f"split has {split.sizes()} entries: too few to train and validate")
+    return PreparedData(store, targets, split, table, skipped, dataset.source)
+
+
+def masked_loss(pred: torch.Tensor, true: torch.Tensor, kind: str) -> torch.Tensor:
+    """Mean loss over the entries of ``(B, T)`` that have a target (NaN ones are ignored)."""
+    mask = ~torch.isnan(true)
+    pred, true = pred[mask], true[mask]
+    if kind == "mse":
+        return F.mse_loss(pred, true)
+    if kind == "l1":
+        return F.l1_loss(pred, true)
+    return F.huber_loss(pred, true, delta=1.0)
+
+
+def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    optim = config.optim
+    if optim.name == "sgd":
+        return torch.optim.SGD(
+            model.parameters(),
+            lr=optim.lr,
+            momentum=optim.momentum,
+            weight_decay=optim.weight_decay,
+        )
+    cls = torch.optim.AdamW if optim.name == "adamw" else torch.optim.Adam
+    return cls(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+
+
+def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
+    """Scheduler stepped after every batch (so one-cycle and epoch schedules share a loop)."""
+    schedule, total = config.schedule, config.epochs * steps_per_epoch
+    if schedule.name == "onecycle":
+        return torch.optim.lr_scheduler.OneCycleLR(
+            optimizer,
+            max_lr=config.optim.lr,
+            total_steps=total,
+            pct_start=schedule.warmup_fraction,
+        )
+    if schedule.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    if schedule.name == "step":
+        milestones = [m * steps_per_epoch for m in schedule.milestones]
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, schedule.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def evaluate(model, store, indices, transform, targets_gpa) -> tuple[dict, np.ndarray]:
+    """Metrics per target (``<target>_<metric>_<unit>``) and predictions in log10, ``(n, T)``."""
+    if len(indices) == 0:
+        return {}, np.zeros((0, len(transform.targets)))
+    output = predict_normalised(model, store.subset(indices))
+    pred = transform.to_log10(output.double()).numpy()
+    true = np.log10(targets_gpa[indices])
+    metrics = {}
+    for column, target in enumerate(transform.targets):
+        for name, value in modulus_metrics(true[:, column], pred[:, column]).items():
+            metrics[f"{target}_{name}"] = value
+    return metrics, pred
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Turn SIGTERM (``kill``) into KeyboardInterrupt, so both end a run the same clean way."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread (e.g. an Optuna worker thread)
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    partial = path.with_name(path.name + ".part")
+    torch.save(state, partial)
+    partial.replace(path)
+
+
+def _new_output_dir(config: TrainConfig) -> Path:
+    name = config.run_name or (
+        f"{config.model}-{'-'.join(config.targets)}-{datetime.now():%Y%m%d-%H%M%S}"
+    )
+    path = Path(config.output_dir) / name
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path(config.output_dir) / f"{name}-{suffix}"
+    path.mkdir(parents=True)
+    return path
+
+
+def train(
+    config: TrainConfig | None = None,
+    *,
+    dataset: Dataset | None = None,
+    resume: str | Path | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    track: bool = True,
+    progress: bool = True,
+    mlflow_parent_run_id: str | None = None,
+    log=print,
+) -> TrainResult:
+    """Train one model; see the module docstring.
+
+    Args:
+        config: resolved or partial config (None: defaults). Ignored when resuming (the run's
+            saved config is used).
+        dataset: data already in memory (otherwise ``config.data.path`` is read).
+        resume: output folder of an interrupted run to continue.
+        on_epoch: called after each epoch with ``(epoch, metrics)``; may raise to stop the run
+            (e.g. an Optuna pruner).
+        track: log to MLflow.
+        mlflow_parent_run_id: make the MLflow run a child of this run (tuning studies).
+    """
+    if resume is not None:
+        output_dir = Path(resume)
+        config = TrainConfig.model_validate(
+            __import__("yaml").safe_load((output_dir / CONFIG_FILE).read_text())
+        )
+        checkpoint = torch.load(output_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    else:
+        config = config or TrainConfig()
+        output_dir = _new_output_dir(config)
+        (output_dir / CONFIG_FILE).write_text(config.to_yaml())
+        checkpoint = None
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+
+    data = prepare_data(config, dataset, progress=progress)
+    if len(data.skipped):
+        log(data.skipped.summary())
+        data.skipped.to_csv(output_dir / "skipped.csv")
+    split, store, targets_gpa = data.split, data.store, data.targets_gpa
+    transform = TargetTransform.fit(config.targets, targets_gpa[split.train])
+    model = create_model(
+        config.model,
+        element_features=element_feature_tensor(data.element_table),
+        n_outputs=len(config.targets),
+        **config.architecture,
+    )
+    optimizer = make_optimizer(config, model)
+    steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
+    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
+    shuffler = torch.Generator().manual_seed(config.seed)
+    normalised = transform.normalise(torch.from_numpy(targets_gpa).float())
+    train_store = store.subset(split.train)
+    train_targets = normalised[torch.from_numpy(split.train)]
+
+    history: list[dict] = []
+    best = {"score": math.inf, "epoch": 0, "state": None}
+    start_epoch, run_id = 1, None
+    if checkpoint is not None:
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        shuffler.set_state(checkpoint["shuffler"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        history, best = checkpoint["history"], checkpoint["best"]
+        start_epoch, run_id = checkpoint["epoch"] + 1, checkpoint["run_id"]
+        log(f"resuming {output_dir} at epoch {start_epoch}")
+
+    mlflow = None
+    if track:
+        import mlflow
+
+        experiment_id = tracking.setup(config.experiment)
+        tags = {
+            "zoo.model": config.model,
+            "zoo.targets": ",".join(config.targets),
+            "zoo.data": data.source,
+            "zoo.output_dir": str(output_dir.resolve()),
+        }
+        if mlflow_parent_run_id:
+            tags["mlflow.parentRunId"] = mlflow_parent_run_id
+        if run_id is None:
+            run = mlflow.start_run(experiment_id=experiment_id, run_name=output_dir.name, tags=tags)
+            run_id = run.info.run_id
+            mlflow.log_params(
+                {
+                    k: json.dumps(v) if isinstance(v, (list, dict)) else v
+                    for k, v in flatten(config.model_dump(mode="json")).items()
+                }
+            )
+            mlflow.log_params(
+                {
+                    "n_parameters": count_parameters(model),
+                    **{f"n_{s}": n for s, n in split.sizes().items()},
+                    "n_skipped": len(data.skipped),
+                }
+            )
+            mlflow.log_artifact(str(output_dir / CONFIG_FILE))
+        else:
+            mlflow.start_run(run_id=run_id)
+
+    patience_left = config.patience
+    if config.patience and history:
+        patience_left = config.patience - (history[-1]["epoch"] - best["epoch"])
+    started = time.perf_counter()
+    try:
+        with _sigterm_as_interrupt():
+            bar = tqdm(
+                range(start_epoch, config.epochs + 1),
+                desc="training",
+                unit="epoch",
+                disable=not progress,
+                initial=start_epoch - 1,
+                total=config.epochs,
+            )
+            for epoch in bar:
+                epoch_start = time.perf_counter()
+                model.train()
+                order = torch.randperm(len(split.train), generator=shuffler)
+                losses, abs_errors, counts = (
+                    [],
+                    torch.zeros(len(config.targets)),
+                    torch.zeros(len(config.targets)),
+                )
+                for step in range(steps_per_epoch):
+                    batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+                    if len(batch) < 2:  # batch norm needs two crystals
+                        continue
+                    truth = train_targets[batch]
+                    pred = model(train_store.batch(batch))
+                    loss = masked_loss(pred, truth, config.loss)
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    losses.append(loss.item())
+                    with torch.no_grad():
+                        mask = ~torch.isnan(truth)
+                        diff = (pred.detach() - truth.nan_to_num()).abs() * mask
+                        abs_errors += diff.sum(0) * torch.tensor(transform.std, dtype=torch.float32)
+                        counts += mask.sum(0)
+                val_metrics, _ = evaluate(model, store, split.val, transform, targets_gpa)
+                row = {
+                    "epoch": epoch,
+                    "train_loss": float(np.mean(losses)),
+                    "lr": optimizer.param_groups[0]["lr"],
+                    "epoch_seconds": time.perf_counter() - epoch_start,
+                }
+                for column, target in enumerate(config.targets):
+                    row[f"train_{target}_mae_log10"] = float(abs_errors[column] / counts[column])
+                    row[f"val_{target}_mae_log10"] = val_metrics[f"{target}_mae_log10"]
+                score = float(np.mean([row[f"val_{t}_mae_log10"] for t in config.targets]))
+                row["val_mae_log10"] = score
+                history.append(row)
+                if score < best["score"]:
+                    best = {
+                        "score": score,
+                        "epoch": epoch,
+                        "state": {k: v.clone() for k, v in model.state_dict().items()},
+                    }
+                    patience_left = config.patience
+                elif patience_left is not None:
+                    patience_left -= 1
+                _save_checkpoint(
+                    output_dir / CHECKPOINT,
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(),
+                        "shuffler": shuffler.get_state(),
+                        "torch_rng": torch.get_rng_state(),
+                        "history": history,
+                        "best": best,
+                        "run_id": run_id,
+                    },
+                )
+                if mlflow:
+                    mlflow.log_metrics(
+                        {f"{EPOCH_PREFIX}{k}": v for k, v in row.items() if k != "epoch"},
+                        step=epoch,
+                    )
+                bar.set_postfix(
+                    loss=f"{row['train_loss']:.3f}",
+                    val_mae=f"{score:.4f}",
+                    best=f"{best['score']:.4f}@{best['epoch']}",
+                )
+                if on_epoch is not None:
+                    on_epoch(epoch, row)
+                if patience_left is not None and patience_left <= 0:
+                    log(
+                        f"early stop at epoch {epoch}: no better validation MAE for "
+                        f"{config.patience} epochs"
+                    )
+                    break
+    except KeyboardInterrupt:
+        if mlflow:
+            mlflow.end_run(status="KILLED")
+        log(
+            f"interrupted; the last finished epoch is saved. Continue with: "
+            f"zoo train --resume {output_dir}"
+        )
+        raise
+    except BaseException:
+        if mlflow:
+            mlflow.end_run(status="FAILED")
+        raise
+    train_seconds = time.perf_counter() - started
+
+    model.load_state_dict(best["state"])
+    metrics: dict[str, float] = {
+        "best_epoch": best["epoch"],
+        "train_seconds": train_seconds,
+        "epochs_run": len(history),
+    }
+    frames = []
+    for name in SPLITS:
+        indices = getattr(split, name)
+        split_metrics, pred = evaluate(model, store, indices, transform, targets_gpa)
+        metrics.update({f"{name}_{k}": v for k, v in split_metrics.items()})
+        frame = pd.DataFrame({"id": [store.ids[i] for i in indices], "split": name})
+        for column, target in enumerate(config.targets):
+            frame[f"{target}_true_gpa"] = targets_gpa[indices, column]
+            frame[f"{target}_pred_gpa"] = 10.0 ** pred[:, column]
+        frames.append(frame)
+    predictions = pd.concat(frames, ignore_index=True)
+    predictions.to_csv(output_dir / "predictions.csv", index=False)
+    pd.DataFrame(history).to_csv(output_dir / "history.csv", index=False)
+    pictures = [plots.learning_curve(history, config.targets, output_dir / "learning_curve.png")]
+    for target in config.targets:
+        test_mae = metrics.get(f"test_{target}_mae_gpa", float("nan"))
+        pictures.append(
+            plots.parity_plot(
+                predictions,
+                target,
+                output_dir / f"parity_{target}.png",
+                title=f"{config.model}: {target} modulus (test MAE {test_mae:.1f} GPa)",
+            )
+        )
+    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    bundle = bundle_from_model(
+        model,
+        config.model,
+        config.graph,
+        transform,
+        data.element_table,
+        train_config=config.model_dump(mode="json"),
+        metrics=metrics,
+    )
+    bundle_path = bundle.save(output_dir / f"model{BUNDLE_SUFFIX}")
+    if mlflow:
+        mlflow.log_metrics(
+            {
+                k: float(v)
+                for k, v in metrics.items()
+                if isinstance(v, (int, float)) and math.isfinite(v)
+            }
+        )
+        for path in [
+            *pictures,
+            output_dir / "predictions.csv",
+            output_dir / "history.csv",
+            output_dir / "metrics.json",
+        ]:
+            mlflow.log_artifact(str(path))
+        if (output_dir / "skipped.csv").exists():
+            mlflow.log_artifact(str(output_dir / "skipped.csv"))
+        mlflow.log_artifact(str(bundle_path), artifact_path="model")
+        mlflow.end_run(status="FINISHED")
+    return TrainResult(
+        output_dir, bundle_path, run_id, metrics, history, best["epoch"], data.skipped
+    )
