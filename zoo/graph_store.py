@@ -190,6 +190,14 @@ def _build_one(job):
         return error
 
 
+_FORKED_JOBS: list = []
+"""Jobs of the running parallel build; forked workers read them from the parent's memory."""
+
+
+def _build_range(bounds: tuple[int, int]) -> list:
+    return [_build_one(job) for job in _FORKED_JOBS[bounds[0] : bounds[1]]]
+
+
 def build_arrays(
     ids: list[str],
     structures: list,
@@ -198,13 +206,28 @@ def build_arrays(
     progress: bool = True,
 ) -> list:
     """Neighbour arrays (or the :class:`BadInputError` of that entry) for every structure."""
+    global _FORKED_JOBS
     jobs = [(entry, structure, settings) for entry, structure in zip(ids, structures, strict=True)]
     bar = dict(total=len(jobs), desc="building graphs", unit="crystal", disable=not progress)
     if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
         return [_build_one(job) for job in tqdm(jobs, **bar)]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers) as pool:
-        return list(tqdm(pool.imap(_build_one, jobs, chunksize=64), **bar))
+    size = max(16, len(jobs) // (workers * 16))
+    if "fork" not in multiprocessing.get_all_start_methods():
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            return list(tqdm(pool.imap(_build_one, jobs, chunksize=size), **bar))
+    # fork: workers inherit the imported modules and the structures (no pickling of inputs);
+    # they run only numpy and pymatgen code.
+    _FORKED_JOBS = jobs
+    try:
+        results: list = []
+        ranges = [(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
+        with multiprocessing.get_context("fork").Pool(workers) as pool, tqdm(**bar) as counter:
+            for chunk in pool.imap(_build_range, ranges):
+                results.extend(chunk)
+                counter.update(len(chunk))
+        return results
+    finally:
+        _FORKED_JOBS = []
 
 
 def cache_key(structures: list, settings: GraphSettings) -> str:
