@@ -142,3 +142,14 @@ def test_matbench_download_fails_fast_offline(tmp_path, monkeypatch):
         download_matbench("matbench_log_gvrh", cache_dir=tmp_path)
     (tmp_path / "matbench_log_gvrh.json.gz").write_bytes(b"")
     assert download_matbench("matbench_log_gvrh", cache_dir=tmp_path).exists()
+
+
+def test_shipped_configs_are_valid_and_the_zoo_config_is_the_default():
+    from pathlib import Path
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    assert load_config(configs / "cgcnn-zoo.yaml") == load_config(None)
+    original = load_config(configs / "cgcnn-original.yaml")
+    assert (original.optim.name, original.optim.lr, original.epochs) == ("sgd", 0.02, 300)
+    assert original.schedule.milestones == [240] and original.ema_decay is None
+    assert original.architecture["n_conv"] == 4 and original.architecture["h_fea_len"] == 32

@@ -28,7 +28,11 @@ def test_zoo_train_logs_run_metrics_and_artifacts(isolated, demo, capsys):
     printed = capsys.readouterr().out
     assert "model bundle : runs/e2e/model.zoo.pt" in printed
     mlflow.set_tracking_uri(tracking_uri())
-    assert tracking_uri() == f"sqlite:///{isolated / 'mlruns' / 'mlflow.db'}"
+    assert tracking_uri() == f"sqlite:///{isolated / 'mlruns' / 'mlflow.db'}?timeout=60"
+    import sqlite3
+
+    with sqlite3.connect(isolated / "mlruns" / "mlflow.db") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     runs = mlflow.search_runs(experiment_names=["zoo"], output_format="list")
     assert len(runs) == 1
     run = runs[0]
@@ -80,7 +84,13 @@ def weights(bundle_path):
 
 
 def test_resume_after_interruption_gives_the_same_model(isolated):
-    overrides = {"epochs": 4, "seed": 7, "architecture.dropout": 0.1, "run_name": "full"}
+    overrides = {
+        "epochs": 4,
+        "seed": 7,
+        "architecture.dropout": 0.1,
+        "ema_decay": 0.9,
+        "run_name": "full",
+    }
     straight = train(load_config(None, overrides), track=False, progress=False)
 
     def stop_after_two(epoch, row):

@@ -27,9 +27,12 @@ def test_zoo_ui_lists_the_runs(isolated):
     result = train(load_config(None, {"epochs": 1, "run_name": "seen"}), progress=False)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)], cwd=isolated,
-        env={**os.environ, "DGLBACKEND": "pytorch"}, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True,
+        [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)],
+        cwd=isolated,
+        env={**os.environ, "DGLBACKEND": "pytorch"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -44,7 +47,8 @@ def test_zoo_ui_lists_the_runs(isolated):
                     raise
                 time.sleep(0.5)
         request = urllib.request.Request(
-            f"{base}/api/2.0/mlflow/runs/search", method="POST",
+            f"{base}/api/2.0/mlflow/runs/search",
+            method="POST",
             data=json.dumps({"experiment_ids": ["1"]}).encode(),
             headers={"Content-Type": "application/json"},
         )

@@ -37,7 +37,7 @@ class DataConfig(_Strict):
 class OptimConfig(_Strict):
     name: Literal["adamw", "adam", "sgd"] = "adamw"
     lr: float = Field(3e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
+    weight_decay: float = Field(0.01, ge=0)
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD only")
 
 
@@ -58,14 +58,21 @@ class TrainConfig(_Strict):
     graph: GraphSettings = Field(default_factory=GraphSettings)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
-    loss: Literal["mse", "l1", "huber"] = "mse"
-    epochs: int = Field(100, ge=1)
+    loss: Literal["mse", "l1", "huber"] = "l1"
+    epochs: int = Field(150, ge=1)
     batch_size: int = Field(64, ge=2)
     patience: int | None = Field(
         None,
         ge=1,
         description="early stop after this many epochs "
         "without a better validation MAE (None: never)",
+    )
+    ema_decay: float | None = Field(
+        0.999,
+        gt=0,
+        lt=1,
+        description="evaluate and keep an exponential moving average of the "
+        "weights with this decay per step (None: the raw weights)",
     )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")

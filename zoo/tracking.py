@@ -13,12 +13,28 @@ from pathlib import Path
 MLRUNS = Path("mlruns")
 
 
+SQLITE_TIMEOUT_SECONDS = 60
+"""How long a writer waits for another process's lock on the SQLite store before failing."""
+
+
 def tracking_uri() -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     folder = MLRUNS.resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'mlflow.db'}"
+    return f"sqlite:///{folder / 'mlflow.db'}?timeout={SQLITE_TIMEOUT_SECONDS}"
+
+
+def _enable_wal(uri: str) -> None:
+    """Write-ahead logging on a SQLite store, so that readers (``zoo ui``, a second training or
+    tuning process) do not block the process that logs, and vice versa. Persistent per file."""
+    import sqlite3
+
+    if not uri.startswith("sqlite:///"):
+        return
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_SECONDS) as connection:
+        connection.execute("PRAGMA journal_mode=WAL")
 
 
 def setup(experiment: str) -> str:
@@ -29,8 +45,11 @@ def setup(experiment: str) -> str:
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri())
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
-    return mlflow.create_experiment(experiment)
+    experiment_id = mlflow.create_experiment(experiment)
+    _enable_wal(uri)
+    return experiment_id

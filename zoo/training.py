@@ -281,6 +281,14 @@ def train(
         n_outputs=len(config.targets),
         **config.architecture,
     )
+    averaged = None
+    if config.ema_decay:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        averaged = AveragedModel(
+            model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+        )
+    evaluated = averaged.module if averaged is not None else model
     optimizer = make_optimizer(config, model)
     steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
@@ -297,6 +305,8 @@ def train(
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
         shuffler.set_state(checkpoint["shuffler"])
+        if averaged is not None:
+            averaged.load_state_dict(checkpoint["averaged"])
         torch.set_rng_state(checkpoint["torch_rng"])
         history, best = checkpoint["history"], checkpoint["best"]
         start_epoch, run_id = checkpoint["epoch"] + 1, checkpoint["run_id"]
@@ -369,13 +379,15 @@ def train(
                     loss.backward()
                     optimizer.step()
                     scheduler.step()
+                    if averaged is not None:
+                        averaged.update_parameters(model)
                     losses.append(loss.item())
                     with torch.no_grad():
                         mask = ~torch.isnan(truth)
                         diff = (pred.detach() - truth.nan_to_num()).abs() * mask
                         abs_errors += diff.sum(0) * torch.tensor(transform.std, dtype=torch.float32)
                         counts += mask.sum(0)
-                val_metrics, _ = evaluate(model, store, split.val, transform, targets_gpa)
+                val_metrics, _ = evaluate(evaluated, store, split.val, transform, targets_gpa)
                 row = {
                     "epoch": epoch,
                     "train_loss": float(np.mean(losses)),
@@ -392,7 +404,7 @@ def train(
                     best = {
                         "score": score,
                         "epoch": epoch,
-                        "state": {k: v.clone() for k, v in model.state_dict().items()},
+                        "state": {k: v.clone() for k, v in evaluated.state_dict().items()},
                     }
                     patience_left = config.patience
                 elif patience_left is not None:
@@ -406,6 +418,7 @@ def train(
                         "scheduler": scheduler.state_dict(),
                         "shuffler": shuffler.get_state(),
                         "torch_rng": torch.get_rng_state(),
+                        "averaged": averaged.state_dict() if averaged is not None else None,
                         "history": history,
                         "best": best,
                         "run_id": run_id,
