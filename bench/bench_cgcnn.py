@@ -6,7 +6,7 @@
 (b) zoo's ``cgcnn`` trained with the original recipe (configs/cgcnn-original.yaml);
 (c) zoo's ``cgcnn`` with zoo's default configuration (configs/cgcnn-zoo.yaml).
 
-Each training runs in its own process so its peak memory (max RSS) is its own.
+Each training runs in its own process (bench/_common.py) so its peak memory is its own.
 
     python bench/bench_cgcnn.py                 # everything (about 30 minutes on 2 cores)
     python bench/bench_cgcnn.py --part graphs   # only (a)
@@ -17,21 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
-import resource
 import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import DEV_SET, RESULTS, ROOT, SHARED, train_in_child
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-DEV_SET = SHARED / "data" / "mp_elasticity_binaries_2025.json.gz"
-DEV_SPLIT = SHARED / "data" / "mp_elasticity_binaries_2025_split.csv"
 DEV_CIFS = SHARED / "reference" / "cgcnn" / "dev_cifs.tar.gz"
-RESULTS = ROOT / "bench" / "results"
 
 # The original code trained exactly so on this split on this kind of machine (issue 2):
 ORIGINAL_CODE = {
@@ -160,56 +154,32 @@ def bench_graphs(n_original: int = 400) -> list[dict]:
     return rows
 
 
-def _train_child(config_path, target, queue):
-    import torch
-
-    from zoo.config import load_config
-    from zoo.training import train
-
-    torch.set_num_threads(2)
-    config = load_config(
-        config_path,
-        {
-            "targets": [target],
-            "data.path": str(DEV_SET),
-            "data.split_file": str(DEV_SPLIT),
-            "run_name": f"bench-{Path(config_path).stem}-{target}",
-            "output_dir": str(RESULTS / "runs"),
-            "experiment": "bench",
-        },
-    )
-    result = train(config, track=True, progress=False)
-    m = result.metrics
-    seconds = [row["epoch_seconds"] for row in result.history]
-    queue.put(
-        {
-            "config": Path(config_path).stem,
-            "target": target,
-            "epochs": len(result.history),
-            "best_epoch": result.best_epoch,
-            "seconds_per_epoch": float(np.median(seconds)),
-            "train_minutes": m["train_seconds"] / 60,
-            "test_mae_log10": m[f"test_{target}_mae_log10"],
-            "test_mae_gpa": m[f"test_{target}_mae_gpa"],
-            "test_r2_log10": m[f"test_{target}_r2_log10"],
-            "test_r2_gpa": m[f"test_{target}_r2_gpa"],
-            "val_mae_log10": m[f"val_{target}_mae_log10"],
-            "train_mae_log10": m[f"train_{target}_mae_log10"],
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            "run_id": result.run_id,
-        }
-    )
-
-
 def bench_training(config_path: Path, targets: list[str]) -> list[dict]:
     rows = []
-    context = multiprocessing.get_context("spawn")
     for target in targets:
-        queue = context.Queue()
-        process = context.Process(target=_train_child, args=(str(config_path), target, queue))
-        process.start()
-        rows.append(queue.get())
-        process.join()
+        row = train_in_child(
+            config_path,
+            {
+                "targets": [target],
+                "run_name": f"bench-{Path(config_path).stem}-{target}",
+            },
+        )
+        rows.append(
+            {
+                "config": Path(config_path).stem,
+                "target": target,
+                "epochs": row["epochs"],
+                "best_epoch": row["best_epoch"],
+                "seconds_per_epoch": row["seconds_per_epoch"],
+                "train_minutes": row["train_minutes"],
+                "peak_rss_mb": row["peak_rss_mb"],
+                **{
+                    key.replace(f"_{target}", ""): value
+                    for key, value in row.items()
+                    if f"_{target}_" in key
+                },
+            }
+        )
     return rows
 
 

@@ -1,6 +1,7 @@
 """Model variants, selected by name: ``create_model("cgcnn")``, ``list_models()``."""
 
-from models import cgcnn as _cgcnn  # noqa: F401  (registers the variant)
+from models import cgcnn as _cgcnn  # noqa: F401  (registers the variants)
+from models import variants as _variants  # noqa: F401
 from models.registry import (
     ModelEntry,
     count_parameters,

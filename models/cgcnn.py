@@ -11,13 +11,20 @@ Forward pass, for a batch of crystal graphs (see :mod:`zoo.keys`):
 5. ``softplus -> Linear(F, H) -> softplus``, ``n_h - 1`` more ``Linear(H, H) -> softplus``,
    ``Linear(H, n_outputs)``.
 
-Parameter names match the original code (``embedding``, ``convs.k.fc_full``, ``convs.k.bn1``...),
-so original checkpoints map one to one. The linear map of ``[v_i, v_j, u_ij]`` is evaluated as
-``W_i v_i`` per atom plus ``W_j v_j`` per atom plus ``W_u u_ij`` per bond: the same function,
-with the big matrix product done once per atom instead of once per bond.
+The linear map of ``[v_i, v_j, u_ij]`` is evaluated as ``W_i v_i`` per atom plus ``W_j v_j`` per
+atom plus ``W_u u_ij`` per bond: the same function, with the big matrix product done once per
+atom instead of once per bond. Layer names follow the original code (``embedding``,
+``convs.k.fc_full``, ``convs.k.bn1``...; the head's ``conv_to_fc``/``fc_out`` live in
+``heads.heads.0``), so original checkpoints map one to one.
+
+The other variants (:mod:`models.variants`) subclass :class:`CGCNN` and replace
+:meth:`CGCNN.encode`; every variant shares the heads (one shared or one per target) and the
+multitask loss weighting configured here.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 import zoo._backend  # noqa: F401
+from models.heads import Heads, LossWeights
 from models.layers import ElementFeatures, GaussianExpansion
 from models.registry import register_model
 from zoo import keys
@@ -43,43 +51,53 @@ class CGCNNConfig(BaseModel):
     gaussian_dmax: float = Field(8.0, gt=0, description="last Gaussian centre, angstrom")
     gaussian_step: float = Field(0.2, gt=0, description="centre spacing and width, angstrom")
     dropout: float = Field(0.0, ge=0, lt=1, description="dropout before the output layer")
+    per_target_heads: bool = Field(False, description="one head per target (multitask)")
+    loss_weighting: Literal["fixed", "learned"] = Field(
+        "fixed", description="fixed weights or learned homoscedastic uncertainty weighting"
+    )
+    loss_weights: tuple[float, ...] | None = Field(
+        None, description="fixed weight per target (default 1 each)"
+    )
 
 
 class ConvLayer(nn.Module):
-    """CGCNN gated convolution on the (atom, bond, atom) relation.
+    """CGCNN gated convolution on one relation whose source and destination node types agree:
+    (atom, bond, atom) in CGCNN, (bond, angle, bond) on the line graph of ``cgcnn-angle``.
 
     Args of forward:
-        graph: (batched) heterograph with ``E`` bonds.
-        atom_fea: ``(N, F)``.
-        bond_fea: ``(E, G)`` expanded distances.
-    Returns ``(N, F)``.
+        graph: (batched) heterograph.
+        node_fea: ``(n_nodes, F)`` features of the relation's node type.
+        edge_fea: ``(n_edges, G)`` features of its edges.
+    Returns ``(n_nodes, F)``.
     """
 
-    def __init__(self, atom_fea_len: int, nbr_fea_len: int):
+    def __init__(self, atom_fea_len: int, nbr_fea_len: int, relation=keys.BOND):
         super().__init__()
         self.atom_fea_len = atom_fea_len
+        self.relation = relation
         self.fc_full = nn.Linear(2 * atom_fea_len + nbr_fea_len, 2 * atom_fea_len)
         self.bn1 = nn.BatchNorm1d(2 * atom_fea_len)
         self.bn2 = nn.BatchNorm1d(atom_fea_len)
 
-    def forward(self, graph, atom_fea: torch.Tensor, bond_fea: torch.Tensor) -> torch.Tensor:
+    def forward(self, graph, node_fea: torch.Tensor, edge_fea: torch.Tensor) -> torch.Tensor:
         import dgl.function as fn
 
         width = self.atom_fea_len
         weight = self.fc_full.weight
-        center = atom_fea @ weight[:, :width].T  # (N, 2F), term of the centre atom i
-        neighbor = atom_fea @ weight[:, width : 2 * width].T  # (N, 2F), term of neighbour j
-        bond = torch.addmm(self.fc_full.bias, bond_fea, weight[:, 2 * width :].T)  # (E, 2F)
+        center = node_fea @ weight[:, :width].T  # (n, 2F), term of the receiving node i
+        neighbor = node_fea @ weight[:, width : 2 * width].T  # (n, 2F), term of the sender j
+        edge = torch.addmm(self.fc_full.bias, edge_fea, weight[:, 2 * width :].T)  # (e, 2F)
+        node_type = self.relation[0]
         with graph.local_scope():
-            graph.nodes[keys.ATOM].data["center"] = center
-            graph.nodes[keys.ATOM].data["neighbor"] = neighbor
-            graph.apply_edges(fn.u_add_v("neighbor", "center", "z"), etype=keys.BOND)
-            gated = self.bn1(graph.edges[keys.BOND].data["z"] + bond)
+            graph.nodes[node_type].data["center"] = center
+            graph.nodes[node_type].data["neighbor"] = neighbor
+            graph.apply_edges(fn.u_add_v("neighbor", "center", "z"), etype=self.relation)
+            gated = self.bn1(graph.edges[self.relation].data["z"] + edge)
             gate, core = gated.chunk(2, dim=1)
-            graph.edges[keys.BOND].data["message"] = torch.sigmoid(gate) * F.softplus(core)
-            graph.update_all(fn.copy_e("message", "m"), fn.sum("m", "summed"), etype=keys.BOND)
-            summed = graph.nodes[keys.ATOM].data["summed"]
-        return F.softplus(atom_fea + self.bn2(summed))
+            graph.edges[self.relation].data["message"] = torch.sigmoid(gate) * F.softplus(core)
+            graph.update_all(fn.copy_e("message", "m"), fn.sum("m", "summed"), etype=self.relation)
+            summed = graph.nodes[node_type].data["summed"]
+        return F.softplus(node_fea + self.bn2(summed))
 
 
 def mean_pool(graph, atom_fea: torch.Tensor) -> torch.Tensor:
@@ -115,21 +133,41 @@ class CGCNN(nn.Module):
         width = config.atom_fea_len
         self.embedding = nn.Linear(element_features.shape[1], width)
         self.convs = nn.ModuleList(
-            ConvLayer(width, self.expansion.size) for _ in range(config.n_conv)
+            ConvLayer(width, self.bond_feature_size(), keys.BOND) for _ in range(config.n_conv)
         )
-        self.conv_to_fc = nn.Linear(width, config.h_fea_len)
-        self.fcs = nn.ModuleList(
-            nn.Linear(config.h_fea_len, config.h_fea_len) for _ in range(config.n_h - 1)
+        self.heads = Heads(
+            self.crystal_feature_size(),
+            config.h_fea_len,
+            config.n_h,
+            n_outputs,
+            config.dropout,
+            config.per_target_heads,
         )
-        self.dropout = nn.Dropout(config.dropout)
-        self.fc_out = nn.Linear(config.h_fea_len, n_outputs)
+        self.loss_weights = LossWeights(n_outputs, config.loss_weighting, config.loss_weights)
 
-    def forward(self, graph) -> torch.Tensor:
-        atom_fea = self.embedding(self.elements(graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER]))
+    def bond_feature_size(self) -> int:
+        """Width of the bond features the atom convolutions read."""
+        return self.expansion.size
+
+    def crystal_feature_size(self) -> int:
+        """Width ``D`` of :meth:`encode`'s output."""
+        return self.config.atom_fea_len
+
+    def embed_atoms(self, graph) -> torch.Tensor:
+        """``(N, F)`` embedded element features."""
+        return self.embedding(self.elements(graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER]))
+
+    def encode(self, graph) -> torch.Tensor:
+        """Crystal features ``(B, D)``: embedding, convolutions, mean pooling."""
+        atom_fea = self.embed_atoms(graph)
         bond_fea = self.expansion(graph.edges[keys.BOND].data[keys.DISTANCE])
         for conv in self.convs:
             atom_fea = conv(graph, atom_fea, bond_fea)
-        crystal = F.softplus(self.conv_to_fc(F.softplus(mean_pool(graph, atom_fea))))
-        for fc in self.fcs:
-            crystal = F.softplus(fc(crystal))
-        return self.fc_out(self.dropout(crystal))
+        return mean_pool(graph, atom_fea)
+
+    def forward(self, graph) -> torch.Tensor:
+        return self.heads(self.encode(graph))
+
+    def combine_losses(self, losses: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+        """Per-target losses ``(T,)`` (and which targets the batch holds) -> one loss."""
+        return self.loss_weights(losses, present)

@@ -102,7 +102,7 @@ def test_graph_invariances(demo):
         assert sorted(set(per_atom_distances(supercell, settings))) == sorted(set(reference))
 
 
-def test_heterograph_layout():
+def test_heterograph_layout_of_the_bond_part():
     graph = build_graph(rocksalt(), GraphSettings())
     assert graph.ntypes == [keys.ATOM]
     assert graph.canonical_etypes == [keys.BOND]
@@ -172,3 +172,56 @@ def test_parallel_build_equals_serial(demo):
         ids, structures, GraphSettings(), workers=2, cache_dir=False, progress=False
     )
     assert torch.equal(serial.src, parallel.src) and torch.equal(serial.distance, parallel.distance)
+
+
+def test_angle_part_pairs_bonds_of_the_same_atom():
+    settings = GraphSettings(parts=("bond", "angle"), angle_neighbors=4)
+    graph = build_graph(rocksalt(), settings)
+    assert graph.num_nodes(keys.BOND_NODE) == graph.num_edges(keys.BOND) == 96
+    assert graph.num_edges(keys.ANGLE) == 8 * 4 * 3  # ordered pairs among 4 nearest bonds
+    first, second = graph.edges(etype=keys.ANGLE)
+    _, centre = graph.edges(etype=keys.BOND)
+    assert torch.equal(centre[first], centre[second]) and (first != second).all()
+    vectors = graph.edges[keys.BOND].data[keys.BOND_VECTOR]
+    cosine = torch.nn.functional.cosine_similarity(vectors[first], vectors[second])
+    # rock salt: the 6 nearest neighbours are octahedral, so angles are 90 or 180 degrees
+    assert torch.allclose(
+        cosine.abs() * (cosine.abs() > 0.5), (cosine.abs() > 0.5).float(), atol=1e-5
+    )
+    assert (cosine.abs() < 1e-5).sum() + (cosine.abs() > 1 - 1e-5).sum() == len(cosine)
+
+
+def test_crystal_part_links_every_atom_to_its_crystal(demo):
+    settings = GraphSettings(parts=("bond", "crystal"))
+    store, _ = build_store(
+        demo.ids[:3], demo.structures[:3], settings, cache_dir=False, progress=False
+    )
+    graph = store.batch([2, 0])
+    assert graph.num_nodes(keys.CRYSTAL) == 2
+    atoms, crystal = graph.edges(etype=keys.ATOM_IN_CRYSTAL)
+    sizes = [len(demo.structures[2]), len(demo.structures[0])]
+    assert crystal.tolist() == [0] * sizes[0] + [1] * sizes[1]
+    assert torch.allclose(
+        graph.nodes[keys.CRYSTAL].data[keys.VOLUME],
+        torch.tensor([demo.structures[2].volume, demo.structures[0].volume], dtype=torch.float32),
+    )
+
+
+def test_cache_is_keyed_by_graph_parts(tmp_path, demo):
+    for parts in [("bond",), ("bond", "angle"), ("bond", "crystal")]:
+        build_store(
+            demo.ids,
+            demo.structures,
+            GraphSettings(parts=parts),
+            cache_dir=tmp_path,
+            progress=False,
+        )
+    assert len(list(tmp_path.glob("*.bin"))) == 3
+    again, _ = build_store(
+        demo.ids,
+        demo.structures,
+        GraphSettings(parts=("bond", "angle")),
+        cache_dir=tmp_path,
+        progress=False,
+    )
+    assert again.has_angles and int(again.num_angles.sum()) > 0

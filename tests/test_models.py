@@ -1,4 +1,4 @@
-"""Contract tests, parametrised over every registered variant."""
+"""Contract tests, parametrised over every registered variant (``list_models()``)."""
 
 import numpy as np
 import pytest
@@ -7,16 +7,24 @@ from pymatgen.core import Lattice, Structure
 
 from models import count_parameters, create_model, get_model_entry, list_models, register_model
 from tests.conftest import rocksalt
+from zoo.bundle import bundle_from_model, load_bundle
+from zoo.elements import generate_element_table
 from zoo.graph_store import build_store
 from zoo.graphs import GraphSettings
+from zoo.predict import predict_structures
+from zoo.training import per_target_losses
+from zoo.transforms import TargetTransform
 
 
-def predict(model, structures, settings=None):
-    settings = settings or GraphSettings()
+def settings_for(name):
+    return GraphSettings(parts=get_model_entry(name).graph_parts)
+
+
+def predict(name, model, structures):
     store, _ = build_store(
         [str(i) for i in range(len(structures))],
         structures,
-        settings,
+        settings_for(name),
         cache_dir=False,
         progress=False,
     )
@@ -25,23 +33,25 @@ def predict(model, structures, settings=None):
 
 
 @pytest.fixture(params=list_models())
-def model(request):
+def variant(request):
     torch.manual_seed(0)
     model = create_model(request.param, n_outputs=2)
     # non-trivial batch-norm statistics, so eval mode is not the identity
-    model.train()
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.normal_(0, 0.3)
             module.running_var.uniform_(0.5, 2.0)
-    return model.eval()
+    return request.param, model.eval()
 
 
 def test_registry_basics():
-    assert "cgcnn" in list_models() and list_models("cg*") == ["cgcnn"]
+    assert {"cgcnn", "cgcnn-mt", "cgcnn-angle", "cgcnn-global"} <= set(list_models())
+    assert list_models("cgcnn-a*") == ["cgcnn-angle"]
     assert list_models("nothing*") == []
     entry = get_model_entry("cgcnn")
     assert entry.graph_parts == ("bond",) and "Xie" in entry.paper
+    assert get_model_entry("cgcnn-angle").graph_parts == ("bond", "angle")
+    assert get_model_entry("cgcnn-global").graph_parts == ("bond", "crystal")
     with pytest.raises(ValueError, match="already registered"):
         register_model("cgcnn", config=entry.config_class, description="x", paper="y")(object)
     with pytest.raises(ValueError, match="bogus"):
@@ -50,24 +60,28 @@ def test_registry_basics():
         create_model("nonexistent")
 
 
-def test_forward_on_batch_of_different_sizes(model, demo):
+def test_forward_on_batch_of_different_sizes(variant, demo):
+    name, model = variant
     structures = [demo.structures[0], rocksalt(), demo.structures[5] * (1, 1, 2)]
-    out = predict(model, structures)
+    out = predict(name, model, structures)
     assert out.shape == (3, 2)
     assert torch.isfinite(out).all()
-    singles = torch.cat([predict(model, [s]) for s in structures])
+    singles = torch.cat([predict(name, model, [s]) for s in structures])
     assert torch.allclose(out, singles, atol=1e-5)  # crystals in a batch do not interact
 
 
-def test_every_parameter_gets_a_gradient(model, demo):
+def test_every_parameter_gets_a_gradient(variant, demo):
+    name, model = variant
     model.train()
     store, _ = build_store(
-        demo.ids[:8], demo.structures[:8], GraphSettings(), cache_dir=False, progress=False
+        demo.ids[:8], demo.structures[:8], settings_for(name), cache_dir=False, progress=False
     )
-    model(store.batch(range(8))).pow(2).sum().backward()
-    for name, parameter in model.named_parameters():
-        assert parameter.grad is not None, name
-        assert parameter.grad.abs().sum() > 0, name
+    truth = torch.randn(8, 2)
+    pred = model(store.batch(range(8)))
+    model.combine_losses(*per_target_losses(pred, truth, "mse")).backward()
+    for parameter_name, parameter in model.named_parameters():
+        assert parameter.grad is not None, parameter_name
+        assert parameter.grad.abs().sum() > 0, parameter_name
     assert count_parameters(model) > 0
 
 
@@ -76,9 +90,10 @@ def rotation(seed=1):
     return q * np.sign(np.linalg.det(q))
 
 
-def test_invariances(model, demo):
+def test_invariances(variant, demo):
+    name, model = variant
     base = [rocksalt(), *demo.structures[:5]]
-    reference = predict(model, base)
+    reference = predict(name, model, base)
     rotated = [
         Structure(Lattice(s.lattice.matrix @ rotation().T), s.species, s.frac_coords) for s in base
     ]
@@ -88,5 +103,45 @@ def test_invariances(model, demo):
         order = np.random.default_rng(2).permutation(len(s))
         permuted.append(Structure(s.lattice, [s.species[i] for i in order], s.frac_coords[order]))
     supercells = [s * (2, 2, 2) for s in base]
-    for variant in (rotated, translated, permuted, supercells):
-        assert torch.allclose(predict(model, variant), reference, atol=1e-5)
+    for variant_structures in (rotated, translated, permuted, supercells):
+        assert torch.allclose(predict(name, model, variant_structures), reference, atol=1e-5)
+
+
+def test_save_load_gives_identical_outputs(variant, demo, tmp_path):
+    name, model = variant
+    transform = TargetTransform(targets=("shear", "bulk"), mean=(1.6, 2.0), std=(0.3, 0.35))
+    bundle = bundle_from_model(model, name, settings_for(name), transform, generate_element_table())
+    again = load_bundle(bundle.save(tmp_path / f"{name}.zoo.pt"))
+    assert again.model_name == name and again.graph_settings.parts == settings_for(name).parts
+    before = predict_structures(bundle, demo.ids[:10], demo.structures[:10])
+    after = predict_structures(again, demo.ids[:10], demo.structures[:10])
+    assert before.equals(after)
+    assert after["bulk_gpa"].notna().all() and after["shear_gpa"].notna().all()
+
+
+def test_masked_loss_ignores_missing_targets():
+    pred = torch.tensor([[0.0, 1.0], [2.0, 5.0], [4.0, -1.0]], requires_grad=True)
+    truth = torch.tensor([[1.0, float("nan")], [2.0, 3.0], [float("nan"), float("nan")]])
+    losses, present = per_target_losses(pred, truth, "l1")
+    assert losses.tolist() == [0.5, 2.0]  # shear over rows 0-1, bulk over row 1 only
+    assert present.tolist() == [1.0, 1.0]
+    losses.sum().backward()
+    assert pred.grad[2].abs().sum() == 0  # a row without targets teaches nothing
+    assert pred.grad[0, 1] == 0  # nor does a missing bulk value
+    only_shear = torch.tensor([[1.0, float("nan")], [3.0, float("nan")]])
+    losses, present = per_target_losses(pred[:2], only_shear, "mse")
+    assert present.tolist() == [1.0, 0.0] and losses[1] == 0
+
+
+def test_learned_loss_weights_follow_homoscedastic_weighting():
+    model = create_model("cgcnn-mt", n_outputs=2)
+    with torch.no_grad():
+        model.loss_weights.log_variance.copy_(torch.tensor([0.5, -1.0]))
+    losses = torch.tensor([2.0, 3.0])
+    expected = np.exp(-0.5) * 2.0 + 0.5 + np.exp(1.0) * 3.0 - 1.0
+    assert model.combine_losses(losses, torch.ones(2)).item() == pytest.approx(expected)
+    assert model.combine_losses(losses, torch.tensor([1.0, 0.0])).item() == pytest.approx(
+        np.exp(-0.5) * 2.0 + 0.5
+    )
+    fixed = create_model("cgcnn", n_outputs=2, loss_weights=(1.0, 0.25))
+    assert fixed.combine_losses(losses, torch.ones(2)).item() == pytest.approx(2.75)

@@ -21,6 +21,20 @@ from zoo.graphs import GraphSettings
 from zoo.transforms import TargetTransform
 
 _TARGET_HINTS = {"shear": "shear", "bulk": "bulk"}
+_HEAD_LAYERS = ("conv_to_fc.", "fcs.", "fc_out.")
+_NOT_IN_ORIGINAL = (
+    "num_batches_tracked",  # batch-norm counter older torch did not save (unused in eval)
+    "elements.table",  # the element table comes from --atom-init
+    "expansion.centers",  # fixed Gaussian centres, rebuilt from the architecture
+    "loss_weights.weights",  # training-only multitask loss weights
+)
+
+
+def _zoo_name(original_name: str) -> str:
+    """Parameter name in zoo's CGCNN: the original head layers live in ``heads.heads.0``."""
+    if original_name.startswith(_HEAD_LAYERS):
+        return f"heads.heads.0.{original_name}"
+    return original_name
 
 
 def read_original_checkpoint(path: str | Path) -> dict:
@@ -78,7 +92,7 @@ def import_cgcnn(
         "cgcnn", element_features=element_feature_tensor(element_table), n_outputs=1, **config
     )
     state = dict(model.state_dict())
-    original = checkpoint["state_dict"]
+    original = {_zoo_name(name): value for name, value in checkpoint["state_dict"].items()}
     for name, value in original.items():
         if name not in state:
             raise ValueError(f"{checkpoint_path}: unexpected weight {name!r}")

@@ -40,15 +40,18 @@ def default_cache_dir() -> Path:
 
 @dataclass
 class GraphStore:
-    """Graphs of ``n`` crystals with ``N`` atoms and ``E`` bonds in all.
+    """Graphs of ``n`` crystals with ``N`` atoms, ``E`` bonds and ``A`` bond pairs in all.
 
     Attributes:
         ids: entry ids, length ``n``.
         atomic_numbers: int64 ``(N,)``.
         src, dst: int64 ``(E,)`` atom indices local to their own crystal.
         distance: float32 ``(E,)``; vector: float32 ``(E, 3)``.
+        volume: float64 ``(n,)`` cell volumes in cubic angstrom.
         node_offsets, edge_offsets: int64 ``(n + 1,)`` where each crystal's atoms / bonds start.
         settings: how the graphs were built.
+        angle_src, angle_dst: int64 ``(A,)`` bond indices local to their crystal (``angle``
+            part only, else None); angle_offsets: int64 ``(n + 1,)``.
     """
 
     ids: list[str]
@@ -57,12 +60,20 @@ class GraphStore:
     dst: torch.Tensor
     distance: torch.Tensor
     vector: torch.Tensor
+    volume: torch.Tensor
     node_offsets: torch.Tensor
     edge_offsets: torch.Tensor
     settings: GraphSettings
+    angle_src: torch.Tensor | None = None
+    angle_dst: torch.Tensor | None = None
+    angle_offsets: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def has_angles(self) -> bool:
+        return self.angle_offsets is not None
 
     @property
     def num_nodes(self) -> torch.Tensor:
@@ -74,11 +85,26 @@ class GraphStore:
         """int64 ``(n,)`` bonds per crystal."""
         return self.edge_offsets[1:] - self.edge_offsets[:-1]
 
+    @property
+    def num_angles(self) -> torch.Tensor:
+        """int64 ``(n,)`` bond pairs per crystal (zeros without the angle part)."""
+        if not self.has_angles:
+            return torch.zeros(len(self), dtype=torch.int64)
+        return self.angle_offsets[1:] - self.angle_offsets[:-1]
+
     def subset(self, indices) -> GraphStore:
         """A store with the crystals at ``indices`` (in that order)."""
         indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
         node_index = _ranges(self.node_offsets, indices)
         edge_index = _ranges(self.edge_offsets, indices)
+        angles = {}
+        if self.has_angles:
+            angle_index = _ranges(self.angle_offsets, indices)
+            angles = dict(
+                angle_src=self.angle_src[angle_index],
+                angle_dst=self.angle_dst[angle_index],
+                angle_offsets=_offsets(self.num_angles[indices]),
+            )
         return GraphStore(
             ids=[self.ids[i] for i in indices.tolist()],
             atomic_numbers=self.atomic_numbers[node_index],
@@ -86,13 +112,16 @@ class GraphStore:
             dst=self.dst[edge_index],
             distance=self.distance[edge_index],
             vector=self.vector[edge_index],
+            volume=self.volume[indices],
             node_offsets=_offsets(self.num_nodes[indices]),
             edge_offsets=_offsets(self.num_edges[indices]),
             settings=self.settings,
+            **angles,
         )
 
     def batch(self, indices):
-        """One batched DGL heterograph holding the crystals at ``indices``, in that order."""
+        """One batched DGL heterograph holding the crystals at ``indices``, in that order, with
+        the parts of ``settings`` (see :mod:`zoo.keys`)."""
         import dgl
 
         indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
@@ -101,15 +130,39 @@ class GraphStore:
         node_index = _ranges(self.node_offsets, indices)
         edge_index = _ranges(self.edge_offsets, indices)
         shift = torch.repeat_interleave(_offsets(num_nodes)[:-1], num_edges)
-        graph = dgl.heterograph(
-            {keys.BOND: (self.src[edge_index] + shift, self.dst[edge_index] + shift)},
-            num_nodes_dict={keys.ATOM: int(num_nodes.sum())},
-        )
+        relations = {keys.BOND: (self.src[edge_index] + shift, self.dst[edge_index] + shift)}
+        sizes = {keys.ATOM: int(num_nodes.sum())}
+        batch_nodes = {keys.ATOM: num_nodes}
+        batch_edges = {keys.BOND: num_edges}
+        parts = self.settings.parts
+        if "crystal" in parts:
+            atoms = torch.arange(sizes[keys.ATOM])
+            owner = torch.repeat_interleave(torch.arange(len(indices)), num_nodes)
+            relations[keys.ATOM_IN_CRYSTAL] = (atoms, owner)
+            relations[keys.CRYSTAL_HAS_ATOM] = (owner, atoms)
+            sizes[keys.CRYSTAL] = len(indices)
+            batch_nodes[keys.CRYSTAL] = torch.ones(len(indices), dtype=torch.int64)
+            batch_edges[keys.ATOM_IN_CRYSTAL] = num_nodes
+            batch_edges[keys.CRYSTAL_HAS_ATOM] = num_nodes
+        if "angle" in parts:
+            num_angles = self.num_angles[indices]
+            angle_index = _ranges(self.angle_offsets, indices)
+            bond_shift = torch.repeat_interleave(_offsets(num_edges)[:-1], num_angles)
+            relations[keys.ANGLE] = (
+                self.angle_src[angle_index] + bond_shift,
+                self.angle_dst[angle_index] + bond_shift,
+            )
+            sizes[keys.BOND_NODE] = int(num_edges.sum())
+            batch_nodes[keys.BOND_NODE] = num_edges
+            batch_edges[keys.ANGLE] = num_angles
+        graph = dgl.heterograph(relations, num_nodes_dict=sizes)
         graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER] = self.atomic_numbers[node_index]
         graph.edges[keys.BOND].data[keys.DISTANCE] = self.distance[edge_index]
         graph.edges[keys.BOND].data[keys.BOND_VECTOR] = self.vector[edge_index]
-        graph.set_batch_num_nodes({keys.ATOM: num_nodes})
-        graph.set_batch_num_edges({keys.BOND: num_edges})
+        if "crystal" in parts:
+            graph.nodes[keys.CRYSTAL].data[keys.VOLUME] = self.volume[indices].float()
+        graph.set_batch_num_nodes(batch_nodes)
+        graph.set_batch_num_edges(batch_edges)
         return graph
 
     @classmethod
@@ -117,6 +170,13 @@ class GraphStore:
         def cat(name, dtype):
             return torch.from_numpy(np.concatenate([a[name] for a in arrays]).astype(dtype))
 
+        angles = {}
+        if "angle" in settings.parts:
+            angles = dict(
+                angle_src=cat("angle_src", np.int64),
+                angle_dst=cat("angle_dst", np.int64),
+                angle_offsets=_offsets(torch.tensor([len(a["angle_src"]) for a in arrays])),
+            )
         return cls(
             ids=list(ids),
             atomic_numbers=cat("Z", np.int64),
@@ -126,23 +186,32 @@ class GraphStore:
             vector=torch.from_numpy(
                 np.concatenate([a["vector"] for a in arrays]).reshape(-1, 3).astype(np.float32)
             ),
+            volume=cat("volume", np.float64),
             node_offsets=_offsets(torch.tensor([len(a["Z"]) for a in arrays])),
             edge_offsets=_offsets(torch.tensor([len(a["src"]) for a in arrays])),
             settings=settings,
+            **angles,
         )
 
     def save(self, path: Path) -> None:
         """Write as one batched heterograph with ``dgl.save_graphs`` (crystal-local indices)."""
         import dgl
 
-        graph = dgl.heterograph(
-            {keys.BOND: (self.src, self.dst)},
-            num_nodes_dict={keys.ATOM: len(self.atomic_numbers)},
-        )
+        relations = {keys.BOND: (self.src, self.dst)}
+        sizes = {keys.ATOM: len(self.atomic_numbers)}
+        labels = {
+            "node_offsets": self.node_offsets,
+            "edge_offsets": self.edge_offsets,
+            "volume": self.volume,
+        }
+        if self.has_angles:
+            relations[keys.ANGLE] = (self.angle_src, self.angle_dst)
+            sizes[keys.BOND_NODE] = len(self.src)
+            labels["angle_offsets"] = self.angle_offsets
+        graph = dgl.heterograph(relations, num_nodes_dict=sizes)
         graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER] = self.atomic_numbers
         graph.edges[keys.BOND].data[keys.DISTANCE] = self.distance
         graph.edges[keys.BOND].data[keys.BOND_VECTOR] = self.vector
-        labels = {"node_offsets": self.node_offsets, "edge_offsets": self.edge_offsets}
         dgl.save_graphs(str(path), [graph], labels)
 
     @classmethod
@@ -152,6 +221,12 @@ class GraphStore:
         graphs, labels = dgl.load_graphs(str(path))
         (graph,) = graphs
         src, dst = graph.edges(etype=keys.BOND)
+        angles = {}
+        if "angle" in settings.parts:
+            angle_src, angle_dst = graph.edges(etype=keys.ANGLE)
+            angles = dict(
+                angle_src=angle_src, angle_dst=angle_dst, angle_offsets=labels["angle_offsets"]
+            )
         store = cls(
             ids=list(ids),
             atomic_numbers=graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER],
@@ -159,9 +234,11 @@ class GraphStore:
             dst=dst,
             distance=graph.edges[keys.BOND].data[keys.DISTANCE],
             vector=graph.edges[keys.BOND].data[keys.BOND_VECTOR],
+            volume=labels["volume"],
             node_offsets=labels["node_offsets"],
             edge_offsets=labels["edge_offsets"],
             settings=settings,
+            **angles,
         )
         if len(store.node_offsets) != len(ids) + 1 or int(store.edge_offsets[-1]) != len(src):
             raise ValueError("graph file does not match its index")

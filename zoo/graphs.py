@@ -25,7 +25,7 @@ import zoo._backend  # noqa: F401  (sets DGLBACKEND before dgl is imported)
 from zoo import keys
 from zoo.errors import BadInputError
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 """Bumped whenever the builder's output for the same input and settings changes."""
 
 
@@ -39,6 +39,9 @@ class GraphSettings(BaseModel):
         12, ge=1, description="keep this many nearest neighbours per atom (None: all in radius)"
     )
     parts: tuple[str, ...] = Field(("bond",), description="graph parts to build")
+    angle_neighbors: int = Field(
+        6, ge=2, description="angle part: pairs among this many nearest bonds of each atom"
+    )
 
     @field_validator("parts")
     @classmethod
@@ -66,6 +69,10 @@ def neighbor_arrays(
         ``dst``: int64 ``(E,)`` centre atom index (message destination), non-decreasing.
         ``distance``: float32 ``(E,)`` in angstrom, non-decreasing within each centre.
         ``vector``: float32 ``(E, 3)`` centre -> neighbour image, in angstrom.
+        ``volume``: float64 ``(1,)`` cell volume in cubic angstrom.
+        ``angle_src``, ``angle_dst``: int64 ``(A,)`` bond indices of the line graph (only with
+        the ``angle`` part): all ordered pairs among the ``angle_neighbors`` nearest bonds of
+        each atom.
     """
     n_atoms = len(structure)
     centers, points, images, distances = structure.get_neighbor_list(
@@ -99,35 +106,49 @@ def neighbor_arrays(
     lattice = structure.lattice.matrix
     cart = structure.cart_coords
     vectors = cart[points] + images @ lattice - cart[centers]
-    return {
+    arrays = {
         "Z": np.asarray(structure.atomic_numbers, dtype=np.int64),
         "src": points.astype(np.int64),
         "dst": centers.astype(np.int64),
         "distance": distances.astype(np.float32),
         "vector": vectors.astype(np.float32),
+        "volume": np.array([structure.volume], dtype=np.float64),
     }
+    if "angle" in settings.parts:
+        arrays["angle_src"], arrays["angle_dst"] = angle_pairs(
+            np.bincount(arrays["dst"], minlength=n_atoms), settings.angle_neighbors
+        )
+    return arrays
 
 
-def graph_from_arrays(arrays: dict[str, np.ndarray]):
-    """DGL heterograph from :func:`neighbor_arrays` output (see :mod:`zoo.keys` for the data)."""
-    import dgl
-    import torch
+def angle_pairs(degree: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ordered pairs ``(a, b)``, ``a != b``, among the first ``limit`` bonds of every atom.
 
-    graph = dgl.heterograph(
-        {keys.BOND: (torch.from_numpy(arrays["src"]), torch.from_numpy(arrays["dst"]))},
-        num_nodes_dict={keys.ATOM: len(arrays["Z"])},
-    )
-    graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER] = torch.from_numpy(arrays["Z"])
-    graph.edges[keys.BOND].data[keys.DISTANCE] = torch.from_numpy(arrays["distance"])
-    graph.edges[keys.BOND].data[keys.BOND_VECTOR] = torch.from_numpy(arrays["vector"])
-    return graph
+    Bonds are numbered as in :func:`neighbor_arrays`: grouped by centre atom, nearest first.
+    ``degree`` is int ``(N,)`` bonds per atom. Returns two int64 ``(A,)`` arrays.
+    """
+    starts = np.concatenate(([0], np.cumsum(degree)[:-1]))
+    used = np.minimum(degree, limit)
+    first, second = np.meshgrid(np.arange(limit), np.arange(limit), indexing="ij")
+    off_diagonal = first != second
+    first, second = first[off_diagonal], second[off_diagonal]
+    valid = (first[None, :] < used[:, None]) & (second[None, :] < used[:, None])
+    source = (starts[:, None] + first[None, :])[valid]
+    target = (starts[:, None] + second[None, :])[valid]
+    return source.astype(np.int64), target.astype(np.int64)
 
 
 def build_graph(
     structure: Structure, settings: GraphSettings | None = None, entry: str = "structure"
 ):
-    """One crystal graph (DGL heterograph) for ``structure``."""
-    return graph_from_arrays(neighbor_arrays(structure, settings or GraphSettings(), entry))
+    """One crystal graph (DGL heterograph with the parts of ``settings``) for ``structure``.
+
+    Built through the same code path as training batches (:meth:`GraphStore.batch`)."""
+    from zoo.graph_store import GraphStore
+
+    settings = settings or GraphSettings()
+    store = GraphStore.from_arrays([entry], [neighbor_arrays(structure, settings, entry)], settings)
+    return store.batch([0])
 
 
 def structure_fingerprint(structure: Structure) -> bytes:

@@ -25,6 +25,27 @@ BOND_VECTOR = "vector"
 """Bond data, float32 ``(E, 3)``: Cartesian vector in angstrom from the centre atom to the
 neighbour image (``r_j + image @ lattice - r_i``)."""
 
-GRAPH_PARTS = ("bond",)
-"""Graph parts this builder version can add. Later variants add parts to the same heterograph
-(a crystal node, a bond-angle line graph) and declare them by name."""
+CRYSTAL = "crystal"
+"""Node type of the crystal itself (part ``crystal``): one node per crystal."""
+
+ATOM_IN_CRYSTAL = ("atom", "in", "crystal")
+"""Relation from every atom to its crystal node (part ``crystal``)."""
+
+CRYSTAL_HAS_ATOM = ("crystal", "has", "atom")
+"""Relation from the crystal node to each of its atoms (part ``crystal``)."""
+
+VOLUME = "volume"
+"""Crystal data, float32 ``(B,)``: cell volume in cubic angstrom (part ``crystal``)."""
+
+BOND_NODE = "bond"
+"""Node type of the bond-angle line graph (part ``angle``): one node per (atom, bond, atom)
+edge, in the same order, so bond-node ``k`` is bond edge ``k``."""
+
+ANGLE = ("bond", "angle", "bond")
+"""Relation of the line graph (part ``angle``): an edge ``a -> b`` joins two bonds of the same
+centre atom (``dst[a] == dst[b]``, ``a != b``); the angle between them follows from the two bond
+vectors, so only the pairs are stored. ``A`` denotes the number of such edges."""
+
+GRAPH_PARTS = ("bond", "crystal", "angle")
+"""Graph parts the builder can add; each variant declares the parts it reads, and the graph
+cache is keyed by them."""

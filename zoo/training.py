@@ -137,15 +137,29 @@ def prepare_data(
     return PreparedData(store, targets, split, table, skipped, dataset.source)
 
 
-def masked_loss(pred: torch.Tensor, true: torch.Tensor, kind: str) -> torch.Tensor:
-    """Mean loss over the entries of ``(B, T)`` that have a target (NaN ones are ignored)."""
-    mask = ~torch.isnan(true)
-    pred, true = pred[mask], true[mask]
-    if kind == "mse":
-        return F.mse_loss(pred, true)
-    if kind == "l1":
-        return F.l1_loss(pred, true)
-    return F.huber_loss(pred, true, delta=1.0)
+def per_target_losses(
+    pred: torch.Tensor, true: torch.Tensor, kind: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Loss of each target over the entries of ``(B, T)`` that have it (NaN = missing).
+
+    Returns the losses ``(T,)`` (0 for a target absent from the batch) and which targets are
+    present, bool ``(T,)``.
+    """
+    losses = []
+    present = ~torch.isnan(true)
+    for column in range(true.shape[1]):
+        mask = present[:, column]
+        if not mask.any():
+            losses.append(pred.new_zeros(()))
+            continue
+        p, t = pred[mask, column], true[mask, column]
+        if kind == "mse":
+            losses.append(F.mse_loss(p, t))
+        elif kind == "l1":
+            losses.append(F.l1_loss(p, t))
+        else:
+            losses.append(F.huber_loss(p, t, delta=1.0))
+    return torch.stack(losses), present.any(dim=0).float()
 
 
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -374,7 +388,7 @@ def train(
                         continue
                     truth = train_targets[batch]
                     pred = model(train_store.batch(batch))
-                    loss = masked_loss(pred, truth, config.loss)
+                    loss = model.combine_losses(*per_target_losses(pred, truth, config.loss))
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()

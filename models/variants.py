@@ -1,0 +1,185 @@
+"""CGCNN variants on the same heterograph: multitask heads, bond angles, a global crystal state.
+
+Each variant declares the graph parts it reads; the builder adds exactly those parts.
+Every variant also accepts the multitask options of :class:`models.cgcnn.CGCNNConfig`
+(``per_target_heads``, ``loss_weighting``), so any of them trains on shear and bulk together.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from models.cgcnn import CGCNN, CGCNNConfig, ConvLayer, mean_pool
+from models.layers import GaussianExpansion
+from models.registry import register_model
+from zoo import keys
+
+
+class CGCNNMultitaskConfig(CGCNNConfig):
+    """CGCNN with one head per target and learned loss weights by default."""
+
+    per_target_heads: bool = True
+    loss_weighting: Literal["fixed", "learned"] = "learned"
+
+
+@register_model(
+    "cgcnn-mt",
+    config=CGCNNMultitaskConfig,
+    description="""Multitask CGCNN: one shared CGCNN trunk, one softplus MLP head per target
+    (shear and bulk together with --target shear,bulk), a masked loss so an entry with only one
+    modulus still trains that head, and loss weights that are fixed or learned by homoscedastic
+    uncertainty weighting. Predicts both moduli in one pass.""",
+    paper="Xie & Grossman, PRL 120, 145301 (2018); Kendall, Gal & Cipolla, CVPR 2018",
+    graph_parts=("bond",),
+)
+class CGCNNMultitask(CGCNN):
+    """CGCNN with per-target heads (see :class:`CGCNNMultitaskConfig`)."""
+
+
+class CGCNNAngleConfig(CGCNNConfig):
+    """CGCNN with bond features updated on the bond-angle line graph."""
+
+    bond_fea_len: int = Field(32, ge=1, description="hidden bond feature size")
+    angle_step: float = Field(0.1, gt=0, description="spacing of Gaussians over cos(angle)")
+
+
+@register_model(
+    "cgcnn-angle",
+    config=CGCNNAngleConfig,
+    description="""CGCNN with bond angles in the manner of ALIGNN: bonds become nodes of a line
+    graph whose edges join two bonds of the same atom and carry the Gaussian-expanded cosine of
+    their angle. Each layer first updates the bond features with a gated convolution on the
+    line graph, then the atoms with a gated convolution that reads those bond features. Angles
+    are formed among the 6 nearest bonds of each atom (graph setting angle_neighbors) to keep
+    the line graph affordable on a CPU.""",
+    paper="K. Choudhary and B. DeCost, npj Comput. Mater. 7, 185 (2021) (ALIGNN)",
+    graph_parts=("bond", "angle"),
+)
+class CGCNNAngle(CGCNN):
+    def __init__(self, config: CGCNNAngleConfig, element_features, n_outputs: int = 1):
+        super().__init__(config, element_features, n_outputs)
+        self.angle_expansion = GaussianExpansion(-1.0, 1.0, config.angle_step)
+        self.bond_embedding = nn.Linear(self.expansion.size, config.bond_fea_len)
+        self.bond_convs = nn.ModuleList(
+            ConvLayer(config.bond_fea_len, self.angle_expansion.size, keys.ANGLE)
+            for _ in range(config.n_conv)
+        )
+
+    def bond_feature_size(self) -> int:
+        return self.config.bond_fea_len
+
+    def encode(self, graph) -> torch.Tensor:
+        import dgl.function as fn
+
+        atom_fea = self.embed_atoms(graph)
+        bond_fea = self.bond_embedding(self.expansion(graph.edges[keys.BOND].data[keys.DISTANCE]))
+        vectors = graph.edges[keys.BOND].data[keys.BOND_VECTOR]  # (E, 3)
+        with graph.local_scope():
+            graph.nodes[keys.BOND_NODE].data["unit"] = F.normalize(vectors, dim=1)
+            graph.apply_edges(fn.u_dot_v("unit", "unit", "cos"), etype=keys.ANGLE)
+            cosine = graph.edges[keys.ANGLE].data["cos"].squeeze(1).clamp(-1.0, 1.0)  # (A,)
+        angle_fea = self.angle_expansion(cosine)  # (A, K)
+        for bond_conv, atom_conv in zip(self.bond_convs, self.convs, strict=True):
+            bond_fea = bond_conv(graph, bond_fea, angle_fea)
+            atom_fea = atom_conv(graph, atom_fea, bond_fea)
+        return mean_pool(graph, atom_fea)
+
+
+GLOBAL_INPUTS = ("volume_per_atom", "density")
+
+
+class CGCNNGlobalConfig(CGCNNConfig):
+    """CGCNN with a learned crystal state exchanged with the atoms after every convolution."""
+
+    global_fea_len: int = Field(32, ge=1, description="size of the crystal state")
+    global_inputs: tuple[str, ...] = Field(
+        GLOBAL_INPUTS, description=f"crystal descriptors that start the state: {GLOBAL_INPUTS}"
+    )
+
+
+AMU_PER_CUBIC_ANGSTROM_IN_G_PER_CM3 = 1.66053906660
+"""1 atomic mass unit per cubic angstrom, in g/cm^3."""
+
+
+@register_model(
+    "cgcnn-global",
+    config=CGCNNGlobalConfig,
+    description="""CGCNN with a global crystal state in the manner of MEGNet: a crystal node
+    joined to its atoms, (atom, in, crystal) and (crystal, has, atom), holds a learned state
+    started from optional global inputs (log volume per atom, log density). After every
+    convolution the state is updated from the mean of the atoms and fed back to every atom; the
+    head reads the pooled atoms and the state together.""",
+    paper="C. Chen, W. Ye, Y. Zuo, C. Zheng and S. P. Ong, Chem. Mater. 31, 3564 (2019) (MEGNet)",
+    graph_parts=("bond", "crystal"),
+)
+class CGCNNGlobal(CGCNN):
+    def __init__(self, config: CGCNNGlobalConfig, element_features, n_outputs: int = 1):
+        unknown = set(config.global_inputs) - set(GLOBAL_INPUTS)
+        if unknown:
+            raise ValueError(f"unknown global inputs {sorted(unknown)}; known: {GLOBAL_INPUTS}")
+        super().__init__(config, element_features, n_outputs)
+        from ase.data import atomic_masses
+
+        self.register_buffer(
+            "masses", torch.tensor(atomic_masses[: len(element_features)], dtype=torch.float32)
+        )
+        width, state = config.atom_fea_len, config.global_fea_len
+        if config.global_inputs:
+            self.state_input = nn.Linear(len(config.global_inputs), state)
+        else:
+            self.state_start = nn.Parameter(torch.zeros(state))
+        self.state_to_atoms = nn.ModuleList(nn.Linear(state, width) for _ in range(config.n_conv))
+        self.state_updates = nn.ModuleList(
+            nn.Linear(state + width, state) for _ in range(config.n_conv)
+        )
+
+    def crystal_feature_size(self) -> int:
+        return self.config.atom_fea_len + self.config.global_fea_len
+
+    def global_inputs(self, graph) -> torch.Tensor:
+        """``(B, len(global_inputs))``: log volume per atom (A^3) and log density (g/cm^3)."""
+        import dgl
+
+        volume = graph.nodes[keys.CRYSTAL].data[keys.VOLUME]  # (B,)
+        atoms = graph.batch_num_nodes(keys.ATOM).to(volume.dtype)  # (B,)
+        with graph.local_scope():
+            numbers = graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER]
+            graph.nodes[keys.ATOM].data["mass"] = self.masses[numbers]
+            mass = dgl.readout_nodes(graph, "mass", op="sum", ntype=keys.ATOM)  # (B,)
+        values = {
+            "volume_per_atom": torch.log(volume / atoms),
+            "density": torch.log(mass / volume * AMU_PER_CUBIC_ANGSTROM_IN_G_PER_CM3),
+        }
+        return torch.stack([values[name] for name in self.config.global_inputs], dim=1)
+
+    def encode(self, graph) -> torch.Tensor:
+        import dgl.function as fn
+
+        atom_fea = self.embed_atoms(graph)
+        bond_fea = self.expansion(graph.edges[keys.BOND].data[keys.DISTANCE])
+        if self.config.global_inputs:
+            state = F.softplus(self.state_input(self.global_inputs(graph)))  # (B, S)
+        else:
+            state = self.state_start.expand(graph.num_nodes(keys.CRYSTAL), -1)
+        for conv, to_atoms, update in zip(
+            self.convs, self.state_to_atoms, self.state_updates, strict=True
+        ):
+            atom_fea = conv(graph, atom_fea, bond_fea)
+            with graph.local_scope():
+                graph.nodes[keys.CRYSTAL].data["push"] = to_atoms(state)
+                graph.update_all(
+                    fn.copy_u("push", "m"), fn.sum("m", "pushed"), etype=keys.CRYSTAL_HAS_ATOM
+                )
+                atom_fea = atom_fea + graph.nodes[keys.ATOM].data["pushed"]
+                graph.nodes[keys.ATOM].data["h"] = atom_fea
+                graph.update_all(
+                    fn.copy_u("h", "m"), fn.mean("m", "pooled"), etype=keys.ATOM_IN_CRYSTAL
+                )
+                pooled = graph.nodes[keys.CRYSTAL].data["pooled"]
+            state = F.softplus(state + update(torch.cat([state, pooled], dim=1)))
+        return torch.cat([mean_pool(graph, atom_fea), state], dim=1)
