@@ -178,7 +178,8 @@ def test_angle_part_pairs_bonds_of_the_same_atom():
     settings = GraphSettings(parts=("bond", "angle"), angle_neighbors=4)
     graph = build_graph(rocksalt(), settings)
     assert graph.num_nodes(keys.BOND_NODE) == graph.num_edges(keys.BOND) == 96
-    assert graph.num_edges(keys.ANGLE) == 8 * 4 * 3  # ordered pairs among 4 nearest bonds
+    # the 6 nearest bonds of rock salt are one shell, kept whole: 6 * 5 ordered pairs per atom
+    assert graph.num_edges(keys.ANGLE) == 8 * 6 * 5
     first, second = graph.edges(etype=keys.ANGLE)
     _, centre = graph.edges(etype=keys.BOND)
     assert torch.equal(centre[first], centre[second]) and (first != second).all()
@@ -189,6 +190,16 @@ def test_angle_part_pairs_bonds_of_the_same_atom():
         cosine.abs() * (cosine.abs() > 0.5), (cosine.abs() > 0.5).float(), atol=1e-5
     )
     assert (cosine.abs() < 1e-5).sum() + (cosine.abs() > 1 - 1e-5).sum() == len(cosine)
+    # bcc: 8 bonds in the first shell; a cut at 6 keeps all 8, a cut at 2 keeps 8 too
+    for limit in (2, 6, 8):
+        bcc = build_graph(
+            bcc_conventional(), GraphSettings(parts=("bond", "angle"), angle_neighbors=limit)
+        )
+        assert bcc.num_edges(keys.ANGLE) == 2 * 8 * 7
+    # a cut at 9 reaches into the second shell (6 bonds at a), which the 12-bond limit
+    # truncates to 4: 12 bonds, 12 * 11 pairs per atom
+    bcc = build_graph(bcc_conventional(), GraphSettings(parts=("bond", "angle"), angle_neighbors=9))
+    assert bcc.num_edges(keys.ANGLE) == 2 * 12 * 11
 
 
 def test_crystal_part_links_every_atom_to_its_crystal(demo):

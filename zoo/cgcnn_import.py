@@ -103,11 +103,7 @@ def import_cgcnn(
             )
         state[name] = value
     for name in state:
-        if (
-            name not in original
-            and not name.endswith("num_batches_tracked")
-            and not name.startswith(("elements.", "expansion."))
-        ):
+        if name not in original and not name.endswith(_NOT_IN_ORIGINAL):
             raise ValueError(f"{checkpoint_path}: weight {name!r} missing from checkpoint")
     model.load_state_dict(state, strict=True)
     normalizer = checkpoint["normalizer"]

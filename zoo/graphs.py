@@ -40,7 +40,10 @@ class GraphSettings(BaseModel):
     )
     parts: tuple[str, ...] = Field(("bond",), description="graph parts to build")
     angle_neighbors: int = Field(
-        6, ge=2, description="angle part: pairs among this many nearest bonds of each atom"
+        6,
+        ge=2,
+        description="angle part: pairs among this many nearest bonds of each atom "
+        "(a degenerate shell at the cut is kept whole)",
     )
 
     @field_validator("parts")
@@ -72,7 +75,7 @@ def neighbor_arrays(
         ``volume``: float64 ``(1,)`` cell volume in cubic angstrom.
         ``angle_src``, ``angle_dst``: int64 ``(A,)`` bond indices of the line graph (only with
         the ``angle`` part): all ordered pairs among the ``angle_neighbors`` nearest bonds of
-        each atom.
+        each atom, completed to a whole shell (:func:`angle_pairs`).
     """
     n_atoms = len(structure)
     centers, points, images, distances = structure.get_neighbor_list(
@@ -116,20 +119,32 @@ def neighbor_arrays(
     }
     if "angle" in settings.parts:
         arrays["angle_src"], arrays["angle_dst"] = angle_pairs(
-            np.bincount(arrays["dst"], minlength=n_atoms), settings.angle_neighbors
+            arrays["dst"], distances, n_atoms, settings.angle_neighbors
         )
     return arrays
 
 
-def angle_pairs(degree: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    """Ordered pairs ``(a, b)``, ``a != b``, among the first ``limit`` bonds of every atom.
+SHELL_TOLERANCE = 1e-3
+"""Bonds whose lengths differ by less than this (angstrom) belong to the same shell."""
 
-    Bonds are numbered as in :func:`neighbor_arrays`: grouped by centre atom, nearest first.
-    ``degree`` is int ``(N,)`` bonds per atom. Returns two int64 ``(A,)`` arrays.
+
+def angle_pairs(
+    dst: np.ndarray, distance: np.ndarray, n_atoms: int, limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ordered pairs ``(a, b)``, ``a != b``, among the nearest bonds of every atom: its first
+    ``limit`` bonds plus any bond as short as the ``limit``-th (within :data:`SHELL_TOLERANCE`),
+    so that a degenerate shell is kept whole and the pairs do not depend on the atoms' order.
+
+    Bonds are numbered as in :func:`neighbor_arrays`: grouped by centre atom (``dst``), nearest
+    first. Returns two int64 ``(A,)`` arrays of bond indices.
     """
+    degree = np.bincount(dst, minlength=n_atoms)
     starts = np.concatenate(([0], np.cumsum(degree)[:-1]))
-    used = np.minimum(degree, limit)
-    first, second = np.meshgrid(np.arange(limit), np.arange(limit), indexing="ij")
+    last = starts + np.minimum(degree, limit) - 1
+    within = distance <= distance[last][dst] + SHELL_TOLERANCE
+    used = np.bincount(dst[within], minlength=n_atoms)
+    width = int(used.max())
+    first, second = np.meshgrid(np.arange(width), np.arange(width), indexing="ij")
     off_diagonal = first != second
     first, second = first[off_diagonal], second[off_diagonal]
     valid = (first[None, :] < used[:, None]) & (second[None, :] < used[:, None])
