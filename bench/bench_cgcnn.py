@@ -154,32 +154,37 @@ def bench_graphs(n_original: int = 400) -> list[dict]:
     return rows
 
 
-def bench_training(config_path: Path, targets: list[str]) -> list[dict]:
+def bench_training(config_path: Path, targets: list[str], seeds: list[int]) -> list[dict]:
+    """One training per target and seed; seed 0 is the configuration's own seed."""
     rows = []
     for target in targets:
-        row = train_in_child(
-            config_path,
-            {
-                "targets": [target],
-                "run_name": f"bench-{Path(config_path).stem}-{target}",
-            },
-        )
-        rows.append(
-            {
-                "config": Path(config_path).stem,
-                "target": target,
-                "epochs": row["epochs"],
-                "best_epoch": row["best_epoch"],
-                "seconds_per_epoch": row["seconds_per_epoch"],
-                "train_minutes": row["train_minutes"],
-                "peak_rss_mb": row["peak_rss_mb"],
-                **{
-                    key.replace(f"_{target}", ""): value
-                    for key, value in row.items()
-                    if f"_{target}_" in key
+        for seed in seeds:
+            suffix = "" if seed == 0 else f"-seed{seed}"
+            row = train_in_child(
+                config_path,
+                {
+                    "targets": [target],
+                    "seed": seed,
+                    "run_name": f"bench-{Path(config_path).stem}-{target}{suffix}",
                 },
-            }
-        )
+            )
+            rows.append(
+                {
+                    "config": Path(config_path).stem + suffix,
+                    "target": target,
+                    "seed": seed,
+                    "epochs": row["epochs"],
+                    "best_epoch": row["best_epoch"],
+                    "seconds_per_epoch": row["seconds_per_epoch"],
+                    "train_minutes": row["train_minutes"],
+                    "peak_rss_mb": row["peak_rss_mb"],
+                    **{
+                        key.replace(f"_{target}", ""): value
+                        for key, value in row.items()
+                        if f"_{target}_" in key
+                    },
+                }
+            )
     return rows
 
 
@@ -222,6 +227,7 @@ def main():
     )
     parser.add_argument("--part", choices=["graphs", "original", "default", "all"], default="all")
     parser.add_argument("--targets", default="shear,bulk")
+    parser.add_argument("--seeds", default="0", help="training seeds, e.g. 0,1,2")
     args = parser.parse_args()
     if not DEV_SET.exists():
         raise SystemExit(f"benchmark needs the shared data at {SHARED}")
@@ -240,7 +246,7 @@ def main():
         ("default", ROOT / "configs" / "cgcnn-zoo.yaml", "(c) zoo's default configuration"),
     ]:
         if args.part in (part, "all"):
-            rows = bench_training(config, targets)
+            rows = bench_training(config, targets, [int(x) for x in args.seeds.split(",")])
             print_training(rows, title)
             (RESULTS / f"training-{part}-{'-'.join(targets)}.json").write_text(
                 json.dumps(rows, indent=2)

@@ -145,3 +145,15 @@ def test_learned_loss_weights_follow_homoscedastic_weighting():
     )
     fixed = create_model("cgcnn", n_outputs=2, loss_weights=(1.0, 0.25))
     assert fixed.combine_losses(losses, torch.ones(2)).item() == pytest.approx(2.75)
+
+
+def test_zoo_models_lists_every_variant(capsys):
+    from zoo.cli import main
+
+    assert main(["models"]) == 0
+    printed = capsys.readouterr().out
+    for name in list_models():
+        entry = get_model_entry(name)
+        assert f"{name}  (" in printed
+        assert f"graph parts: {', '.join(entry.graph_parts)}" in printed
+        assert entry.paper in printed

@@ -140,7 +140,7 @@ def cmd_models(args) -> int:
         entry = get_model_entry(name)
         n_params = count_parameters(create_model(name))
         print(
-            f"{name}  ({n_params:,} parameters with defaults; graph parts: "
+            f"{name}  ({n_params:,} parameters with default settings, one target; graph parts: "
             f"{', '.join(entry.graph_parts)})"
         )
         print(f"    {entry.description}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -90,5 +89,4 @@ def predict_structures(
             record[f"{target}_log10"] = rows[entry].get(f"{target}_log10", math.nan)
         record["error"] = errors.get(entry, "")
         table.append(record)
-    frame = pd.DataFrame(table)
-    return frame.replace({np.nan: None}).fillna(value=np.nan)
+    return pd.DataFrame(table)

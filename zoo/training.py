@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+import yaml
 from tqdm import tqdm
 
 from models import count_parameters, create_model
@@ -269,9 +270,7 @@ def train(
     """
     if resume is not None:
         output_dir = Path(resume)
-        config = TrainConfig.model_validate(
-            __import__("yaml").safe_load((output_dir / CONFIG_FILE).read_text())
-        )
+        config = TrainConfig.model_validate(yaml.safe_load((output_dir / CONFIG_FILE).read_text()))
         checkpoint = torch.load(output_dir / CHECKPOINT, map_location="cpu", weights_only=False)
     else:
         config = config or TrainConfig()
