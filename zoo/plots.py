@@ -58,10 +58,14 @@ def learning_curve(history: list[dict], targets: list[str], path: Path) -> Path:
     loss_ax.set_ylabel("loss (normalised targets)")
     for target in targets:
         mae_ax.plot(
-            epochs, [row[f"train_{target}_mae_log10"] for row in history], label=f"train {target}"
+            epochs,
+            [row[f"train_{target}_mae_log10"] for row in history],
+            label=f"train {target} (running)",
         )
         mae_ax.plot(
-            epochs, [row[f"val_{target}_mae_log10"] for row in history], label=f"val {target}"
+            epochs,
+            [row[f"val_{target}_mae_log10"] for row in history],
+            label=f"val {target} (evaluated)",
         )
     mae_ax.set_xlabel("epoch")
     mae_ax.set_ylabel("MAE (log10 GPa)")
