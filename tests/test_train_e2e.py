@@ -166,3 +166,15 @@ def test_predict_names_unknown_structures_in_strict_mode(isolated, demo):
 
     with pytest.raises(BadInputError, match="gas"):
         predict_structures(bundle, ["gas"], [lonely], skip_bad=False)
+
+
+def test_ema_warmup_follows_the_weights_first_then_settles():
+    from zoo.training import ema_with_warmup
+
+    update = ema_with_warmup(0.999)
+    averaged, current = [torch.zeros(1)], [torch.ones(1)]
+    update(averaged, current, torch.tensor(0))  # decay min(0.999, 1/10) = 0.1
+    assert averaged[0].item() == pytest.approx(0.9)
+    averaged = [torch.zeros(1)]
+    update(averaged, current, torch.tensor(100_000))  # decay settled at 0.999
+    assert averaged[0].item() == pytest.approx(0.001)

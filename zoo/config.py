@@ -71,8 +71,8 @@ class TrainConfig(_Strict):
         0.999,
         gt=0,
         lt=1,
-        description="evaluate and keep an exponential moving average of the "
-        "weights with this decay per step (None: the raw weights)",
+        description="evaluate and keep an exponential moving average of the weights, decay "
+        "min(ema_decay, (1 + t) / (10 + t)) after t steps (None: the raw weights)",
     )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")

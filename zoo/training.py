@@ -163,6 +163,24 @@ def per_target_losses(
     return torch.stack(losses), present.any(dim=0).float()
 
 
+def ema_with_warmup(decay: float):
+    """Exponential moving average of the weights whose decay after ``t`` updates is
+    ``min(decay, (1 + t) / (10 + t))``: the average follows the weights closely at first and
+    settles at ``decay``, so that short runs (few steps per epoch) are averaged too."""
+
+    @torch.no_grad()
+    def update(averaged: list, current: list, num_averaged) -> None:
+        steps = float(num_averaged)
+        effective = min(decay, (1.0 + steps) / (10.0 + steps))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1.0 - effective)
+        else:  # integer buffers (batch-norm counters) are taken as they are
+            for mine, theirs in zip(averaged, current, strict=True):
+                mine.copy_(theirs)
+
+    return update
+
+
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     optim = config.optim
     if optim.name == "sgd":
@@ -296,10 +314,10 @@ def train(
     )
     averaged = None
     if config.ema_decay:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        from torch.optim.swa_utils import AveragedModel
 
         averaged = AveragedModel(
-            model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True
+            model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True
         )
     evaluated = averaged.module if averaged is not None else model
     optimizer = make_optimizer(config, model)
