@@ -116,41 +116,19 @@ def bench_graphs(n_original: int = 400) -> list[dict]:
             "per_second": rate(len(dataset), time.perf_counter() - start),
         }
     )
-    for workers in (1, 2):
-        start = time.perf_counter()
-        build_store(
-            dataset.ids,
-            dataset.structures,
-            settings,
-            workers=workers,
-            cache_dir=False,
-            progress=False,
-        )
-        rows.append(
-            {
-                "method": f"zoo builder + graph store, {workers} process(es)",
-                "structures": len(dataset),
-                "per_second": rate(len(dataset), time.perf_counter() - start),
-            }
-        )
     larger = dataset.structures * 4  # a larger job, where worker start-up is amortised
-    for workers in (1, 2):
-        start = time.perf_counter()
-        build_store(
-            [str(i) for i in range(len(larger))],
-            larger,
-            settings,
-            workers=workers,
-            cache_dir=False,
-            progress=False,
-        )
-        rows.append(
-            {
-                "method": f"zoo builder + graph store, {workers} process(es), set x4",
-                "structures": len(larger),
-                "per_second": rate(len(larger), time.perf_counter() - start),
-            }
-        )
+    for structures, label in [(dataset.structures, ""), (larger, ", set x4")]:
+        ids = [str(i) for i in range(len(structures))]
+        for workers in (1, 2):
+            start = time.perf_counter()
+            build_store(ids, structures, settings, workers=workers, cache_dir=False, progress=False)
+            rows.append(
+                {
+                    "method": f"zoo builder + graph store, {workers} process(es){label}",
+                    "structures": len(structures),
+                    "per_second": rate(len(structures), time.perf_counter() - start),
+                }
+            )
     with tempfile.TemporaryDirectory() as cache:
         build_store(
             dataset.ids, dataset.structures, settings, cache_dir=Path(cache), progress=False
