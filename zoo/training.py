@@ -227,21 +227,33 @@ def evaluate(model, store, indices, transform, targets_gpa) -> tuple[dict, np.nd
 
 
 @contextmanager
-def _sigterm_as_interrupt():
-    """Turn SIGTERM (``kill``) into KeyboardInterrupt, so both end a run the same clean way."""
+def _stop_requests():
+    """While training, Ctrl-C (SIGINT) and ``kill`` (SIGTERM) only set a flag, which the loop
+    checks between batches and turns into KeyboardInterrupt there. A stop therefore never lands
+    inside a checkpoint write or an MLflow call (an interrupted MLflow write would keep its
+    database lock and make the clean shutdown fail). Yields a dict whose ``"signal"`` is the
+    received signal number or None."""
+    request = {"signal": None}
 
     def handler(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        request["signal"] = signum
 
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not in the main thread (e.g. an Optuna worker thread)
-        yield
-        return
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, handler)
+    except ValueError:  # not in the main thread (e.g. an Optuna worker thread): no handlers
+        pass
     try:
-        yield
+        yield request
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _stop_if_requested(request: dict) -> None:
+    if request["signal"] is not None:
+        raise KeyboardInterrupt(f"signal {request['signal']}")
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
@@ -381,7 +393,7 @@ def train(
         patience_left = config.patience - (history[-1]["epoch"] - best["epoch"])
     started = time.perf_counter()
     try:
-        with _sigterm_as_interrupt():
+        with _stop_requests() as stop:
             bar = tqdm(
                 range(start_epoch, config.epochs + 1),
                 desc="training",
@@ -413,6 +425,7 @@ def train(
                     if averaged is not None:
                         averaged.update_parameters(model)
                     losses.append(loss.item())
+                    _stop_if_requested(stop)
                     with torch.no_grad():
                         mask = ~torch.isnan(truth)
                         diff = (pred.detach() - truth.nan_to_num()).abs() * mask
@@ -465,6 +478,7 @@ def train(
                     val_mae=f"{score:.4f}",
                     best=f"{best['score']:.4f}@{best['epoch']}",
                 )
+                _stop_if_requested(stop)
                 if on_epoch is not None:
                     on_epoch(epoch, row)
                 if patience_left is not None and patience_left <= 0:
