@@ -124,43 +124,36 @@ class GraphStore:
         the parts of ``settings`` (see :mod:`zoo.keys`)."""
         import dgl
 
-        indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))
-        num_nodes = self.num_nodes[indices]
-        num_edges = self.num_edges[indices]
-        node_index = _ranges(self.node_offsets, indices)
-        edge_index = _ranges(self.edge_offsets, indices)
-        shift = torch.repeat_interleave(_offsets(num_nodes)[:-1], num_edges)
-        relations = {keys.BOND: (self.src[edge_index] + shift, self.dst[edge_index] + shift)}
+        part = self.subset(indices)
+        count = len(part)
+        num_nodes, num_edges = part.num_nodes, part.num_edges
+        shift = torch.repeat_interleave(part.node_offsets[:-1], num_edges)
+        relations = {keys.BOND: (part.src + shift, part.dst + shift)}
         sizes = {keys.ATOM: int(num_nodes.sum())}
         batch_nodes = {keys.ATOM: num_nodes}
         batch_edges = {keys.BOND: num_edges}
         parts = self.settings.parts
         if "crystal" in parts:
             atoms = torch.arange(sizes[keys.ATOM])
-            owner = torch.repeat_interleave(torch.arange(len(indices)), num_nodes)
+            owner = torch.repeat_interleave(torch.arange(count), num_nodes)
             relations[keys.ATOM_IN_CRYSTAL] = (atoms, owner)
             relations[keys.CRYSTAL_HAS_ATOM] = (owner, atoms)
-            sizes[keys.CRYSTAL] = len(indices)
-            batch_nodes[keys.CRYSTAL] = torch.ones(len(indices), dtype=torch.int64)
+            sizes[keys.CRYSTAL] = count
+            batch_nodes[keys.CRYSTAL] = torch.ones(count, dtype=torch.int64)
             batch_edges[keys.ATOM_IN_CRYSTAL] = num_nodes
             batch_edges[keys.CRYSTAL_HAS_ATOM] = num_nodes
         if "angle" in parts:
-            num_angles = self.num_angles[indices]
-            angle_index = _ranges(self.angle_offsets, indices)
-            bond_shift = torch.repeat_interleave(_offsets(num_edges)[:-1], num_angles)
-            relations[keys.ANGLE] = (
-                self.angle_src[angle_index] + bond_shift,
-                self.angle_dst[angle_index] + bond_shift,
-            )
+            bond_shift = torch.repeat_interleave(part.edge_offsets[:-1], part.num_angles)
+            relations[keys.ANGLE] = (part.angle_src + bond_shift, part.angle_dst + bond_shift)
             sizes[keys.BOND_NODE] = int(num_edges.sum())
             batch_nodes[keys.BOND_NODE] = num_edges
-            batch_edges[keys.ANGLE] = num_angles
+            batch_edges[keys.ANGLE] = part.num_angles
         graph = dgl.heterograph(relations, num_nodes_dict=sizes)
-        graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER] = self.atomic_numbers[node_index]
-        graph.edges[keys.BOND].data[keys.DISTANCE] = self.distance[edge_index]
-        graph.edges[keys.BOND].data[keys.BOND_VECTOR] = self.vector[edge_index]
+        graph.nodes[keys.ATOM].data[keys.ATOMIC_NUMBER] = part.atomic_numbers
+        graph.edges[keys.BOND].data[keys.DISTANCE] = part.distance
+        graph.edges[keys.BOND].data[keys.BOND_VECTOR] = part.vector
         if "crystal" in parts:
-            graph.nodes[keys.CRYSTAL].data[keys.VOLUME] = self.volume[indices].float()
+            graph.nodes[keys.CRYSTAL].data[keys.VOLUME] = part.volume.float()
         graph.set_batch_num_nodes(batch_nodes)
         graph.set_batch_num_edges(batch_edges)
         return graph

@@ -37,9 +37,9 @@ from zoo.config import TrainConfig, flatten
 from zoo.dataset import Dataset
 from zoo.elements import generate_element_table, read_element_table
 from zoo.errors import SkipReport
-from zoo.graph_store import GraphStore, build_store
+from zoo.graph_store import GraphStore
 from zoo.metrics import modulus_metrics
-from zoo.predict import check_elements, predict_normalised
+from zoo.predict import predict_normalised, usable_graphs
 from zoo.readers import read_dataset
 from zoo.splits import SPLITS, Split, random_split, read_split_file
 from zoo.transforms import TargetTransform
@@ -100,28 +100,19 @@ def prepare_data(
         if config.element_table
         else generate_element_table()
     )
-    known = element_feature_tensor(table).isnan().any(1).logical_not()
-    keep = []
-    for index, (entry, structure) in enumerate(zip(dataset.ids, dataset.structures, strict=True)):
-        problem = check_elements([entry], [structure.atomic_numbers], known)
-        if problem is None:
-            keep.append(index)
-        elif data.skip_bad:
-            skipped.add(problem)
-        else:
-            raise problem
-    dataset = dataset.subset(keep)
-    cache = data.cache_dir if data.cache_dir else None
-    store, graph_skips = build_store(
+    store, graph_skips = usable_graphs(
         dataset.ids,
         dataset.structures,
         config.graph,
-        workers=data.workers,
-        cache_dir=cache,
+        table.dense()[1],
         skip_bad=data.skip_bad,
+        workers=data.workers,
+        cache_dir=data.cache_dir or None,
         progress=progress,
     )
     skipped.items.extend(graph_skips.items)
+    if store is None:
+        raise ValueError(f"{dataset.source}: no usable entries ({skipped.summary()})")
     position = {entry: i for i, entry in enumerate(dataset.ids)}
     rows = [position[entry] for entry in store.ids]
     targets = np.stack([dataset.targets[t][rows] for t in config.targets], axis=1)
@@ -216,7 +207,7 @@ def evaluate(model, store, indices, transform, targets_gpa) -> tuple[dict, np.nd
     """Metrics per target (``<target>_<metric>_<unit>``) and predictions in log10, ``(n, T)``."""
     if len(indices) == 0:
         return {}, np.zeros((0, len(transform.targets)))
-    output = predict_normalised(model, store.subset(indices))
+    output = predict_normalised(model, store, indices)
     pred = transform.to_log10(output.double()).numpy()
     true = np.log10(targets_gpa[indices])
     metrics = {}
