@@ -47,7 +47,7 @@ def _child(config_path, overrides, queue):
     for target in config.targets:
         for name in ("mae_log10", "mae_gpa", "r2_log10", "r2_gpa"):
             row[f"test_{target}_{name}"] = metrics[f"test_{target}_{name}"]
-        row[f"val_{target}_mae_log10"] = metrics[f"val_{target}_mae_log10"]
+        row[f"val_{target}_mae_log10"] = metrics.get(f"val_{target}_mae_log10", float("nan"))
         row[f"train_{target}_mae_log10"] = metrics[f"train_{target}_mae_log10"]
     queue.put(row)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 import zoo._backend  # noqa: F401
+from zoo.dataset import TARGETS
 
 TRAIN_FLAGS = {
     # flag: (dotted config key, type, help)
@@ -69,7 +70,7 @@ def cmd_train(args) -> int:
     else:
         config = load_config(args.config, _train_overrides(args))
         result = train(config, track=not args.no_track)
-    targets = sorted({k.split("_")[1] for k in result.metrics if k.startswith("test_")})
+    targets = [t for t in TARGETS if f"train_{t}_mae_log10" in result.metrics]
     print("\nsplit  target  MAE(log10)  MAE(GPa)  RMSE(GPa)     R2  max err(GPa)")
     for split in ("train", "val", "test"):
         for target in targets:
@@ -92,11 +93,11 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    from zoo.bundle import load_bundle
     from zoo.predict import predict_structures
     from zoo.readers import read_dataset
+    from zoo.serving import resolve_bundle
 
-    bundle = load_bundle(args.model)
+    bundle = resolve_bundle(args.model)
     dataset = read_dataset(args.input, skip_bad=True)
     table = predict_structures(
         bundle,
@@ -120,6 +121,34 @@ def cmd_predict(args) -> int:
         f"wrote {len(table) - failed} predictions to {args.output}"
         + (f"; {failed} entries could not be predicted (see the error column)" if failed else "")
     )
+    return 0
+
+
+def cmd_tune(args) -> int:
+    from tuning.study import StudySpec, run_study
+
+    overrides = dict(args.set or [])
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    spec = StudySpec(
+        model=args.model,
+        targets=[t.strip() for t in args.target.split(",")],
+        trials=args.trials,
+        data=args.data,
+        split=args.split,
+        study=args.study,
+        storage=args.storage,
+        space=args.space,
+        pruner=args.pruner,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        threads=args.threads,
+        seed=args.seed,
+        final=args.final,
+        overrides=overrides,
+        output_dir=args.output_dir,
+    )
+    run_study(spec)
     return 0
 
 
@@ -169,6 +198,12 @@ def cmd_ui(args) -> int:
     return subprocess.call(command)
 
 
+def _add_set_flag(parser: argparse.ArgumentParser, text: str) -> None:
+    parser.add_argument(
+        "--set", action="append", type=_parse_assignment, metavar="KEY=VALUE", help=text
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -186,26 +221,53 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TARGET=COLUMN",
         help="column/info key holding a target (repeatable)",
     )
-    train.add_argument(
-        "--set",
-        action="append",
-        type=_parse_assignment,
-        metavar="KEY=VALUE",
-        help="any config key, dotted (e.g. architecture.n_conv=4)",
-    )
+    _add_set_flag(train, "any config key, dotted (e.g. architecture.n_conv=4)")
     train.add_argument("--skip-bad", action="store_true", help="skip and report bad entries")
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     train.set_defaults(func=cmd_train)
 
     predict = sub.add_parser("predict", help="predict moduli (GPa) for structures")
-    predict.add_argument("--model", required=True, help="model bundle file")
+    predict.add_argument(
+        "--model",
+        required=True,
+        help="model bundle file, registry URI (models:/cgcnn-shear@champion) or run URI "
+        "(runs:/RUN_ID/model)",
+    )
     predict.add_argument("--input", required=True, help="structure file or folder, or data set")
     predict.add_argument("-o", "--output", required=True, help="output CSV")
     predict.add_argument("--batch-size", type=int, default=256)
     predict.add_argument("--workers", type=int, default=1)
     predict.add_argument("--strict", action="store_true", help="fail on the first bad entry")
     predict.set_defaults(func=cmd_predict)
+
+    tune = sub.add_parser("tune", help="Optuna study for one variant and target(s)")
+    tune.add_argument("--model", default="cgcnn", help="registered variant (default cgcnn)")
+    tune.add_argument("--target", default="shear", help="shear, bulk or shear,bulk")
+    tune.add_argument("--trials", type=int, default=20, help="finished trials the study holds")
+    tune.add_argument("--data", help="data file or folder (default: built-in demo set)")
+    tune.add_argument("--split", help="CSV of id -> train/val/test")
+    tune.add_argument("--study", help="study name (default MODEL-TARGETS); same name resumes")
+    tune.add_argument(
+        "--storage",
+        help="SQLAlchemy URL (sqlite:///..., postgresql://...) or journal:PATH "
+        "(default: sqlite file mlruns/optuna/STUDY.db)",
+    )
+    tune.add_argument("--space", help="search space YAML (default: tuning/spaces/)")
+    tune.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    tune.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    tune.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study")
+    tune.add_argument("--threads", type=int, help="torch threads per worker")
+    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--epochs", type=int, help="epochs per trial (overrides the space)")
+    _add_set_flag(tune, "fix any config key for every trial (dotted)")
+    tune.add_argument("--output-dir", default="runs/tune", help="where trial run folders go")
+    tune.add_argument(
+        "--final",
+        action="store_true",
+        help="refit the best trial on train+val, test it, register it (alias champion if better)",
+    )
+    tune.set_defaults(func=cmd_tune)
 
     imp = sub.add_parser("import-cgcnn", help="turn an original CGCNN checkpoint into a bundle")
     imp.add_argument("checkpoint", help="CHECKPOINT.pth.tar of the original code")
@@ -231,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError, KeyError) as error:
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

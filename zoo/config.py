@@ -74,6 +74,17 @@ class TrainConfig(_Strict):
         description="evaluate and keep an exponential moving average of the weights, decay "
         "min(ema_decay, (1 + t) / (10 + t)) after t steps (None: the raw weights)",
     )
+    fit_on: Literal["train", "train+val"] = Field(
+        "train",
+        description="train+val: the final refit of a chosen configuration on the training and "
+        "validation entries for exactly `epochs` epochs; nothing is validated and the last "
+        "epoch's model is kept",
+    )
+    evaluate_test: bool = Field(
+        True,
+        description="evaluate the test split at the end (tuning trials set False, so the test "
+        "split is never seen while choosing)",
+    )
     seed: int = 0
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
     element_table: str | None = Field(None, description="atom_init.json; None: generated")
@@ -90,6 +101,12 @@ class TrainConfig(_Strict):
         if unknown:
             raise ValueError(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
         return targets
+
+    @model_validator(mode="after")
+    def _refit_has_no_early_stop(self) -> TrainConfig:
+        if self.fit_on == "train+val" and self.patience is not None:
+            raise ValueError("fit_on train+val has no validation split: patience must be None")
+        return self
 
     @model_validator(mode="after")
     def _resolve_model(self) -> TrainConfig:

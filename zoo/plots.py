@@ -49,7 +49,8 @@ def parity_plot(predictions: pd.DataFrame, target: str, path: Path, title: str =
 
 
 def learning_curve(history: list[dict], targets: list[str], path: Path) -> Path:
-    """Training loss and validation MAE (log10 GPa) per epoch."""
+    """Training loss and validation MAE (log10 GPa) per epoch (no validation curve for a
+    train+val refit)."""
     epochs = [row["epoch"] for row in history]
     fig, (loss_ax, mae_ax) = plt.subplots(1, 2, figsize=(10, 4))
     loss_ax.plot(epochs, [row["train_loss"] for row in history], label="train loss")
@@ -62,11 +63,12 @@ def learning_curve(history: list[dict], targets: list[str], path: Path) -> Path:
             [row[f"train_{target}_mae_log10"] for row in history],
             label=f"train {target} (running)",
         )
-        mae_ax.plot(
-            epochs,
-            [row[f"val_{target}_mae_log10"] for row in history],
-            label=f"val {target} (evaluated)",
-        )
+        if all(f"val_{target}_mae_log10" in row for row in history):
+            mae_ax.plot(
+                epochs,
+                [row[f"val_{target}_mae_log10"] for row in history],
+                label=f"val {target} (evaluated)",
+            )
     mae_ax.set_xlabel("epoch")
     mae_ax.set_ylabel("MAE (log10 GPa)")
     mae_ax.set_yscale("log")

@@ -37,14 +37,19 @@ def _enable_wal(uri: str) -> None:
         connection.execute("PRAGMA journal_mode=WAL")
 
 
-def setup(experiment: str) -> str:
-    """Point MLflow at the store and return the id of ``experiment`` (created if new)."""
+def quiet_logging() -> None:
+    """MLflow's and its database migrations' INFO chatter off."""
     import logging
-
-    import mlflow
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def setup(experiment: str) -> str:
+    """Point MLflow at the store and return the id of ``experiment`` (created if new)."""
+    import mlflow
+
+    quiet_logging()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     found = mlflow.get_experiment_by_name(experiment)

@@ -51,6 +51,12 @@ EPOCH_PREFIX = "epoch/"
 final metrics of the best epoch's model (``val_shear_mae_log10``)."""
 
 
+class StopTraining(Exception):  # noqa: N818 (a request, not an error)
+    """Raised by an ``on_epoch`` callback to end a run early on purpose (a pruned tuning trial).
+    The MLflow run ends as FINISHED with the tag ``zoo.stopped`` = the message; no final
+    metrics or bundle are produced; the exception propagates to the caller."""
+
+
 @dataclass
 class TrainResult:
     """What a finished run produced."""
@@ -76,20 +82,26 @@ class PreparedData:
     source: str
 
 
+def read_config_dataset(config: TrainConfig) -> Dataset:
+    """The data set that ``config.data`` names (None: the built-in demo set)."""
+    data = config.data
+    return read_dataset(
+        data.path,
+        id_key=data.id_key,
+        target_keys=data.target_keys,
+        cgcnn_target=config.targets[0],
+        cgcnn_log10=data.cgcnn_log10,
+        skip_bad=data.skip_bad,
+    )
+
+
 def prepare_data(
     config: TrainConfig, dataset: Dataset | None = None, progress=True
 ) -> PreparedData:
     """Read, check, split and turn into graphs everything a run needs."""
     data = config.data
     if dataset is None:
-        dataset = read_dataset(
-            data.path,
-            id_key=data.id_key,
-            target_keys=data.target_keys,
-            cgcnn_target=config.targets[0],
-            cgcnn_log10=data.cgcnn_log10,
-            skip_bad=data.skip_bad,
-        )
+        dataset = read_config_dataset(config)
     skipped = SkipReport()
     skipped.items.extend(dataset.skipped.items)
     missing = [t for t in config.targets if t not in dataset.targets]
@@ -126,6 +138,10 @@ def prepare_data(
         split = random_split(len(store), data.split_fractions, data.split_seed)
     if len(split.train) < 2 or len(split.val) < 1:
         raise ValueError(f"split has {split.sizes()} entries: too few to train and validate")
+    if config.fit_on == "train+val":
+        split = Split(np.sort(np.concatenate([split.train, split.val])), split.val[:0], split.test)
+    if not config.evaluate_test:
+        split = Split(split.train, split.val, split.test[:0])
     return PreparedData(store, targets, split, table, skipped, dataset.source)
 
 
@@ -186,14 +202,16 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.O
 
 
 def make_scheduler(config: TrainConfig, optimizer, steps_per_epoch: int):
-    """Scheduler stepped after every batch (so one-cycle and epoch schedules share a loop)."""
+    """Scheduler stepped after every batch (so one-cycle and epoch schedules share a loop).
+    A one-cycle run of fewer than 4 steps in all keeps the learning rate constant."""
     schedule, total = config.schedule, config.epochs * steps_per_epoch
-    if schedule.name == "onecycle":
+    if schedule.name == "onecycle" and total >= 4:
+        # the rising part needs at least two steps (fewer makes OneCycleLR divide by zero)
         return torch.optim.lr_scheduler.OneCycleLR(
             optimizer,
             max_lr=config.optim.lr,
             total_steps=total,
-            pct_start=schedule.warmup_fraction,
+            pct_start=max(schedule.warmup_fraction, 2.0 / total),
         )
     if schedule.name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
@@ -275,6 +293,7 @@ def train(
     track: bool = True,
     progress: bool = True,
     mlflow_parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
     log=print,
 ) -> TrainResult:
     """Train one model; see the module docstring.
@@ -288,6 +307,10 @@ def train(
             (e.g. an Optuna pruner).
         track: log to MLflow.
         mlflow_parent_run_id: make the MLflow run a child of this run (tuning studies).
+        tags: extra MLflow run tags (e.g. the Optuna trial number).
+
+    With ``config.fit_on == "train+val"`` there is no validation split: every epoch's score is
+    the running training MAE and the last epoch's model is kept.
     """
     if resume is not None:
         output_dir = Path(resume)
@@ -351,16 +374,19 @@ def train(
         import mlflow
 
         experiment_id = tracking.setup(config.experiment)
-        tags = {
+        run_tags = {
             "zoo.model": config.model,
             "zoo.targets": ",".join(config.targets),
             "zoo.data": data.source,
             "zoo.output_dir": str(output_dir.resolve()),
         }
         if mlflow_parent_run_id:
-            tags["mlflow.parentRunId"] = mlflow_parent_run_id
+            run_tags["mlflow.parentRunId"] = mlflow_parent_run_id
+        run_tags.update(tags or {})
         if run_id is None:
-            run = mlflow.start_run(experiment_id=experiment_id, run_name=output_dir.name, tags=tags)
+            run = mlflow.start_run(
+                experiment_id=experiment_id, run_name=output_dir.name, tags=run_tags
+            )
             run_id = run.info.run_id
             mlflow.log_params(
                 {
@@ -422,7 +448,9 @@ def train(
                         diff = (pred.detach() - truth.nan_to_num()).abs() * mask
                         abs_errors += diff.sum(0) * torch.tensor(transform.std, dtype=torch.float32)
                         counts += mask.sum(0)
-                val_metrics, _ = evaluate(evaluated, store, split.val, transform, targets_gpa)
+                validating = len(split.val) > 0
+                if validating:
+                    val_metrics, _ = evaluate(evaluated, store, split.val, transform, targets_gpa)
                 row = {
                     "epoch": epoch,
                     "train_loss": float(np.mean(losses)),
@@ -431,11 +459,13 @@ def train(
                 }
                 for column, target in enumerate(config.targets):
                     row[f"train_{target}_mae_log10"] = float(abs_errors[column] / counts[column])
-                    row[f"val_{target}_mae_log10"] = val_metrics[f"{target}_mae_log10"]
-                score = float(np.mean([row[f"val_{t}_mae_log10"] for t in config.targets]))
-                row["val_mae_log10"] = score
+                    if validating:
+                        row[f"val_{target}_mae_log10"] = val_metrics[f"{target}_mae_log10"]
+                scored = "val" if validating else "train"
+                score = float(np.mean([row[f"{scored}_{t}_mae_log10"] for t in config.targets]))
+                row[f"{scored}_mae_log10"] = score
                 history.append(row)
-                if score < best["score"]:
+                if score < best["score"] or not validating:
                     best = {
                         "score": score,
                         "epoch": epoch,
@@ -466,7 +496,7 @@ def train(
                     )
                 bar.set_postfix(
                     loss=f"{row['train_loss']:.3f}",
-                    val_mae=f"{score:.4f}",
+                    **{f"{scored}_mae": f"{score:.4f}"},
                     best=f"{best['score']:.4f}@{best['epoch']}",
                 )
                 _stop_if_requested(stop)
@@ -478,6 +508,11 @@ def train(
                         f"{config.patience} epochs"
                     )
                     break
+    except StopTraining as request:
+        if mlflow:
+            mlflow.set_tag("zoo.stopped", str(request))
+            mlflow.end_run(status="FINISHED")
+        raise
     except KeyboardInterrupt:
         if mlflow:
             mlflow.end_run(status="KILLED")

@@ -1,0 +1,164 @@
+"""Benchmark of issue 4: a 20-trial Optuna study of cgcnn per target on the development split.
+
+For each target, side by side:
+- the untuned default (configs/cgcnn-zoo.yaml) trained on train (validation and test MAE) and
+  refitted on train+val (test MAE): the fair comparison for the tuned refit;
+- the study (``zoo tune ... --final``, median pruner, bundled search space): best validation MAE,
+  trial counts, pruned fraction, wall time, the summed trial time; the best configuration refitted
+  on train+val and tested once.
+
+The two studies run at the same time, one core each (``--threads 1``); the defaults run after
+them with two threads. Everything goes to ``bench/results/tune/`` (its own MLflow store and
+study files, removed at the start so each run measures a fresh study).
+
+    python bench/bench_tune.py                          # about 1.5 hours
+    python bench/bench_tune.py --targets shear --trials 4 --epochs 5   # a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+from _common import DEV_SET, DEV_SPLIT, RESULTS, ROOT, train_in_child
+
+CONFIG = ROOT / "configs" / "cgcnn-zoo.yaml"
+WORK = RESULTS / "tune"
+
+
+def run_studies(targets: list[str], trials: int, epochs: int | None) -> dict[str, dict]:
+    processes = {}
+    for target in targets:
+        command = [
+            sys.executable,
+            "-m",
+            "zoo.cli",
+            "tune",
+            "--model",
+            "cgcnn",
+            "--target",
+            target,
+            "--trials",
+            str(trials),
+            "--data",
+            str(DEV_SET),
+            "--split",
+            str(DEV_SPLIT),
+            "--study",
+            f"bench-cgcnn-{target}",
+            "--threads",
+            "1",
+            "--final",
+        ]
+        if epochs:
+            command += ["--epochs", str(epochs)]
+        log = open(WORK / f"study-{target}.log", "w")  # noqa: SIM115 (closed below)
+        processes[target] = (
+            subprocess.Popen(command, cwd=WORK, stdout=log, stderr=subprocess.STDOUT),
+            time.perf_counter(),
+            log,
+        )
+        print(f"started the {target} study: log in {WORK / f'study-{target}.log'}", flush=True)
+    results = {}
+    for target, (process, started, log) in processes.items():
+        if process.wait() != 0:
+            raise SystemExit(f"the {target} study failed; see {log.name}")
+        log.close()
+        results[target] = {"wall_minutes": (time.perf_counter() - started) / 60}
+    return results
+
+
+def study_figures(target: str) -> dict:
+    import optuna
+
+    from tuning.storage import open_storage
+
+    name = f"bench-cgcnn-{target}"
+    os.chdir(WORK)
+    study = optuna.load_study(study_name=name, storage=open_storage(None, name))
+    trials = study.get_trials(deepcopy=False)
+    states = [t.state.name for t in trials]
+    finished = states.count("COMPLETE") + states.count("PRUNED")
+    final = sorted((WORK / "runs" / "tune" / name).glob("final-trial-*/metrics.json"))[-1]
+    metrics = json.loads(final.read_text())
+    os.chdir(ROOT)
+    return {
+        "complete": states.count("COMPLETE"),
+        "pruned": states.count("PRUNED"),
+        "failed": states.count("FAIL"),
+        "pruned_fraction": states.count("PRUNED") / finished,
+        "trial_minutes_sum": sum(
+            (t.datetime_complete - t.datetime_start).total_seconds()
+            for t in trials
+            if t.datetime_complete
+        )
+        / 60,
+        "best_trial": study.best_trial.number,
+        "best_params": study.best_trial.params,
+        "val_mae_log10": study.best_value,
+        "final_test_mae_log10": metrics[f"test_{target}_mae_log10"],
+        "final_test_mae_gpa": metrics[f"test_{target}_mae_gpa"],
+        "final_train_minutes": metrics["train_seconds"] / 60,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--targets", default="shear,bulk")
+    parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
+    args = parser.parse_args()
+    targets = args.targets.split(",")
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    wall = run_studies(targets, args.trials, args.epochs)
+    rows = {}
+    for target in targets:
+        tuned = {**wall[target], **study_figures(target)}
+        overrides = {"targets": [target]}
+        if args.epochs:
+            overrides["epochs"] = args.epochs
+        default = train_in_child(CONFIG, overrides)
+        refit = train_in_child(CONFIG, {**overrides, "fit_on": "train+val"})
+        rows[target] = {"tuned": tuned, "default": default, "default_refit": refit}
+    (RESULTS / "bench_tune.json").write_text(json.dumps(rows, indent=2, default=str))
+
+    print("\ncgcnn on the development split: untuned default vs a tuned study (log10 GPa)")
+    print(
+        f"{'target':6} {'model':26} {'val MAE':>8} {'test MAE':>9} {'test GPa':>9} "
+        f"{'trials c/p/f':>12} {'pruned':>7} {'wall min':>9} {'trial min':>10}"
+    )
+    for target, row in rows.items():
+        d, r, t = row["default"], row["default_refit"], row["tuned"]
+        print(
+            f"{target:6} {'default, train':26} {d[f'val_{target}_mae_log10']:8.4f} "
+            f"{d[f'test_{target}_mae_log10']:9.4f} {d[f'test_{target}_mae_gpa']:9.2f} "
+            f"{'':>12} {'':>7} {d['train_minutes']:9.1f}"
+        )
+        print(
+            f"{target:6} {'default, refit train+val':26} {'':>8} "
+            f"{r[f'test_{target}_mae_log10']:9.4f} {r[f'test_{target}_mae_gpa']:9.2f} "
+            f"{'':>12} {'':>7} {r['train_minutes']:9.1f}"
+        )
+        label = f"tuned (trial {t['best_trial']}), refit"
+        counts = f"{t['complete']}/{t['pruned']}/{t['failed']}"
+        print(
+            f"{target:6} {label:26} "
+            f"{t['val_mae_log10']:8.4f} {t['final_test_mae_log10']:9.4f} "
+            f"{t['final_test_mae_gpa']:9.2f} "
+            f"{counts:>12} "
+            f"{t['pruned_fraction']:7.0%} {t['wall_minutes']:9.1f} {t['trial_minutes_sum']:10.1f}"
+        )
+    for target, row in rows.items():
+        print(f"\nbest {target} parameters: {row['tuned']['best_params']}")
+
+
+if __name__ == "__main__":
+    main()

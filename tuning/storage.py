@@ -1,0 +1,124 @@
+"""Where studies live, and how trials of killed workers are taken back.
+
+Storage URLs:
+
+- none given: ``sqlite:///<cwd>/mlruns/optuna/<study>.db`` (one file per study, beside the
+  MLflow store);
+- ``journal:PATH``: Optuna's journal file (append-only, file-locked; good for several processes on
+  one machine or on a shared file system);
+- any SQLAlchemy URL (``sqlite:///...``, ``postgresql://user:pass@host/db``,
+  ``mysql+pymysql://...``): an Optuna RDB storage; a server database is how workers on several
+  machines share one study.
+
+Every trial records its owner process (host, pid and the pid's start time, so a recycled pid is
+not mistaken for the owner). When a worker is killed, its running trial is taken back in one of
+two ways: on this host, the next ``zoo tune`` of the study sees that the owner is gone; on other
+hosts, RDB storages run a heartbeat and Optuna fails trials whose heartbeat stopped. Either way
+the trial is marked failed and re-queued with the same parameters and a pointer to the old
+trial, whose run folder then *continues* from its last epoch (``zoo train --resume``): nothing
+computed is lost and no trial is run twice.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+HEARTBEAT_SECONDS = 60
+GRACE_SECONDS = 180
+OWNER_ATTR = "zoo.owner"
+RESUME_ATTR = "zoo.resume_of"
+OUTPUT_ATTR = "zoo.output_dir"
+INTERRUPTED_ATTR = "zoo.interrupted"
+
+
+def default_storage_url(study_name: str) -> str:
+    folder = Path("mlruns/optuna").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / (study_name + '.db')}"
+
+
+def open_storage(url: str | None, study_name: str):
+    """An Optuna storage for ``url`` (see the module docstring)."""
+    url = url or default_storage_url(study_name)
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(url.removeprefix("journal:")).resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    engine_kwargs = {}
+    if url.startswith("sqlite:"):
+        # several local workers write to one file: wait for the lock instead of failing
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # the heartbeat is flagged experimental since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=GRACE_SECONDS,
+            heartbeat_stale_trial_callback=requeue,
+        )
+
+
+def _start_time(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux), None if there is no such process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return None
+    return fields[19]
+
+
+def owner_token() -> str:
+    """``host:pid:start`` of this process."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def owner_is_gone(token: str) -> bool:
+    """True if ``token`` names a process on this host that no longer runs (False for other
+    hosts: those are left to the heartbeat)."""
+    host, pid, start = token.rsplit(":", 2)
+    if host != socket.gethostname():
+        return False
+    return _start_time(int(pid)) != start
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a trial that will continue the failed ``trial`` (same parameters, same run folder)."""
+    if any(t.user_attrs.get(RESUME_ATTR) == trial.number for t in study.get_trials(deepcopy=False)):
+        return
+    study.enqueue_trial(
+        trial.params,
+        user_attrs={RESUME_ATTR: trial.number, OUTPUT_ATTR: trial.user_attrs.get(OUTPUT_ATTR)},
+        skip_if_exists=False,
+    )
+
+
+def take_back_interrupted(study: optuna.Study) -> list[int]:
+    """Fail the running trials whose owner process on this host is gone, and re-queue those and
+    the trials that were interrupted (Ctrl-C, SIGTERM) so they continue. Returns their numbers."""
+    taken = []
+    storage = study._storage
+    for trial in study.get_trials(deepcopy=False):
+        token = trial.user_attrs.get(OWNER_ATTR)
+        if trial.state == TrialState.RUNNING and token and owner_is_gone(token):
+            try:
+                storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker took it first
+            taken.append(trial.number)
+        elif trial.state == TrialState.FAIL and trial.user_attrs.get(INTERRUPTED_ATTR):
+            taken.append(trial.number)
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False)}
+    for number in taken:
+        requeue(study, by_number[number])
+    return taken

@@ -1,0 +1,416 @@
+"""Optuna studies over :func:`zoo.training.train`, every trial a nested MLflow run.
+
+``run_study`` is what ``zoo tune`` does:
+
+1. open (or resume) the study in its storage and its MLflow parent run (experiment
+   ``tune-<study>``; the parent run id is kept in the study, so every worker and every resume
+   logs under the same parent);
+2. take back trials of killed or interrupted workers (:mod:`tuning.storage`);
+3. run trials, in this process or in ``jobs`` worker processes sharing the storage, until the
+   study holds ``trials`` finished (complete or pruned) trials. Each trial samples the search
+   space, calls the same ``train`` as ``zoo train`` with the test split left out, reports the
+   validation MAE after every epoch to the pruner and returns the best validation MAE (log10
+   GPa; the mean over targets for a multitask model). A trial that raises is marked failed and
+   the study goes on;
+4. summarise into the parent run: best value and parameters, the trials table, Optuna's plots;
+5. with ``final``: :func:`tuning.final.refit_and_register`.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import os
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from tuning.space import SearchSpace, default_space_path, load_space
+from tuning.storage import (
+    INTERRUPTED_ATTR,
+    OUTPUT_ATTR,
+    OWNER_ATTR,
+    RESUME_ATTR,
+    open_storage,
+    owner_token,
+    take_back_interrupted,
+)
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+PARENT_ATTR = "zoo.mlflow_parent_run_id"
+MAX_FAILURES = 5
+"""A worker gives up after this many failed trials in a row (a broken setting, not bad luck)."""
+
+
+@dataclass
+class StudySpec:
+    """Everything ``zoo tune`` was asked to do (plain values: it is sent to worker processes)."""
+
+    model: str = "cgcnn"
+    targets: list[str] = field(default_factory=lambda: ["shear"])
+    trials: int = 20
+    data: str | None = None
+    split: str | None = None
+    study: str | None = None
+    storage: str | None = None
+    space: str | None = None
+    pruner: str = "median"
+    timeout: float | None = None
+    jobs: int = 1
+    threads: int | None = None
+    seed: int = 0
+    final: bool = False
+    overrides: dict = field(default_factory=dict)
+    output_dir: str = "runs/tune"
+    worker: int = 0
+
+    @property
+    def study_name(self) -> str:
+        return self.study or f"{self.model}-{'-'.join(self.targets)}"
+
+    @property
+    def experiment(self) -> str:
+        return f"tune-{self.study_name}"
+
+    def base_overrides(self) -> dict:
+        """Config keys shared by every trial (before the space's fixed keys and samples)."""
+        base = {
+            "model": self.model,
+            "targets": list(self.targets),
+            "evaluate_test": False,
+            "experiment": self.experiment,
+            "output_dir": str(Path(self.output_dir) / self.study_name),
+            "seed": self.seed,
+        }
+        if self.data:
+            base["data.path"] = self.data
+        if self.split:
+            base["data.split_file"] = self.split
+        if self.threads:
+            base["threads"] = self.threads
+        return base
+
+    def space_path(self) -> Path:
+        return Path(self.space) if self.space else default_space_path(self.model, self.targets)
+
+    def load_space(self) -> SearchSpace:
+        return load_space(self.space_path(), {**self.base_overrides(), **self.overrides})
+
+    def trial_config(self, space_values: dict, **extra):
+        """The training config of a trial: base, then the space, then the user's ``--set``."""
+        from zoo.config import load_config
+
+        return load_config(
+            None, {**self.base_overrides(), **space_values, **self.overrides, **extra}
+        )
+
+
+def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
+    """``median``: stop a trial whose validation MAE is worse than the median of earlier trials
+    at the same epoch, after a quarter of the epochs (one-cycle warm-up makes earlier epochs
+    uninformative) and 4 finished trials; ``hyperband``: successive halving from a tenth of the
+    epochs, factor 3; ``none``."""
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=max(1, epochs // 4))
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=max(1, epochs // 10), max_resource=epochs, reduction_factor=3
+        )
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ValueError(f"unknown pruner {name!r}; use median, hyperband or none")
+
+
+def open_study(spec: StudySpec, epochs: int) -> optuna.Study:
+    """Create or load the study. The TPE sampler (5 random start-up trials) is seeded from the
+    seed, the worker number and the trials already in the study, so parallel workers and
+    resumed studies do not draw the same parameters again."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=spec.study_name,
+        storage=open_storage(spec.storage, spec.study_name),
+        direction="minimize",
+        pruner=make_pruner(spec.pruner, epochs),
+        load_if_exists=True,
+    )
+    seed = spec.seed * 1_000_003 + spec.worker * 7919 + len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+    return study
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def committed_trials(study: optuna.Study) -> int:
+    """Finished trials plus those running now (in any worker)."""
+    return len(study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING)))
+
+
+class Objective:
+    """One trial: sample, train (the same ``train`` as ``zoo train``), report, return."""
+
+    def __init__(self, spec: StudySpec, space: SearchSpace, dataset, parent_run_id: str | None):
+        self.spec, self.space, self.dataset = spec, space, dataset
+        self.parent_run_id = parent_run_id
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        from zoo.training import StopTraining, train
+
+        trial.set_user_attr(OWNER_ATTR, owner_token())
+        values = self.space.sample(trial)
+        resume_dir = trial.user_attrs.get(OUTPUT_ATTR) if RESUME_ATTR in trial.user_attrs else None
+        config = self.spec.trial_config(values, run_name=f"trial-{trial.number:04d}", patience=None)
+        seen: dict = {"run_id": None, "best": math.inf}
+
+        def report(epoch: int, row: dict) -> None:
+            import mlflow
+
+            run = mlflow.active_run()
+            if run is not None and seen["run_id"] is None:
+                seen["run_id"] = run.info.run_id
+                trial.set_user_attr("zoo.mlflow_run_id", seen["run_id"])
+                trial.set_user_attr(OUTPUT_ATTR, run.data.tags["zoo.output_dir"])
+            score = row["val_mae_log10"]
+            seen["best"] = min(seen["best"], score)
+            trial.report(score, epoch)
+            if trial.should_prune():
+                raise StopTraining(f"pruned by Optuna at epoch {epoch}")
+
+        tags = {
+            "optuna.study": self.spec.study_name,
+            "optuna.trial_number": str(trial.number),
+        }
+        state = "FAIL"
+        try:
+            if resume_dir and Path(resume_dir, "last.pt").exists():
+                self._replay(trial, Path(resume_dir))
+                result = train(
+                    resume=resume_dir, dataset=self.dataset, on_epoch=report, progress=False
+                )
+            else:
+                result = train(
+                    config,
+                    dataset=self.dataset,
+                    on_epoch=report,
+                    progress=False,
+                    mlflow_parent_run_id=self.parent_run_id,
+                    tags=tags,
+                )
+            trial.set_user_attr(OUTPUT_ATTR, str(result.output_dir.resolve()))
+            seen["run_id"] = result.run_id
+            value = min(row["val_mae_log10"] for row in result.history)
+            state = "COMPLETE"
+            return value
+        except StopTraining as stop:
+            state = "PRUNED"
+            raise optuna.TrialPruned(str(stop)) from stop
+        except KeyboardInterrupt:
+            trial.set_user_attr(INTERRUPTED_ATTR, True)
+            state = "INTERRUPTED"
+            raise
+        finally:
+            self._tag_run(seen, trial, state, tags)
+
+    def _replay(self, trial: optuna.Trial, folder: Path) -> None:
+        """Report the epochs an interrupted trial already ran, so the pruner sees them."""
+        import torch
+
+        checkpoint = torch.load(folder / "last.pt", map_location="cpu", weights_only=False)
+        for row in checkpoint["history"]:
+            trial.report(row["val_mae_log10"], row["epoch"])
+        trial.set_user_attr("zoo.mlflow_run_id", checkpoint["run_id"])
+
+    def _tag_run(self, seen: dict, trial: optuna.Trial, state: str, tags: dict) -> None:
+        run_id = seen["run_id"] or trial.user_attrs.get("zoo.mlflow_run_id")
+        if run_id is None:
+            return
+        from mlflow import MlflowClient
+
+        client = MlflowClient()
+        for key, value in {**tags, "optuna.state": state}.items():
+            client.set_tag(run_id, key, value)
+        if math.isfinite(seen["best"]):
+            client.log_metric(run_id, "objective_val_mae_log10", seen["best"])
+
+
+def work(spec: StudySpec, deadline: float | None = None, log=print) -> None:
+    """Run trials in this process until the study holds ``spec.trials`` finished trials, the
+    deadline passes or ``MAX_FAILURES`` trials in a row fail."""
+    from zoo import tracking
+    from zoo.training import read_config_dataset
+
+    space = spec.load_space()
+    epochs = spec.trial_config(space.corners()[0]).epochs
+    study = open_study(spec, epochs)
+    tracking.setup(spec.experiment)
+    parent = study.user_attrs.get(PARENT_ATTR)
+    dataset = read_config_dataset(spec.trial_config({}))  # once per worker, shared by trials
+    objective = Objective(spec, space, dataset, parent)
+    failures = 0
+    while committed_trials(study) < spec.trials and failures < MAX_FAILURES:
+        if deadline is not None and time.time() >= deadline:
+            log("timeout reached")
+            break
+        ran: list = []
+        study.optimize(
+            objective,
+            n_trials=1,
+            catch=(Exception,),
+            callbacks=[lambda _study, trial, ran=ran: ran.append(trial)],
+            gc_after_trial=True,
+        )
+        failures = failures + 1 if ran[-1].state == TrialState.FAIL else 0
+        log(_trial_line(study, ran[-1], spec.trials))
+    if failures >= MAX_FAILURES:
+        raise RuntimeError(
+            f"{MAX_FAILURES} trials in a row failed; see the failed runs in MLflow "
+            f"(experiment {spec.experiment}) for the error"
+        )
+
+
+def _trial_line(study: optuna.Study, trial, target: int) -> str:
+    done = finished_trials(study)
+    value = f"{trial.value:.4f}" if trial.value is not None else "-"
+    try:
+        best = f"{study.best_value:.4f} (trial {study.best_trial.number})"
+    except ValueError:
+        best = "-"
+    return (
+        f"[{done}/{target}] trial {trial.number}: {trial.state.name.lower()}, val MAE {value}; "
+        f"best {best}"
+    )
+
+
+def _worker(spec: StudySpec, deadline: float | None) -> None:
+    import zoo._backend  # noqa: F401
+
+    work(spec, deadline)
+
+
+def _ensure_parent_run(spec: StudySpec, study: optuna.Study, space_path: Path) -> str:
+    import mlflow
+    from mlflow import MlflowClient
+
+    from zoo import tracking
+
+    experiment_id = tracking.setup(spec.experiment)
+    client = MlflowClient()
+    run_id = study.user_attrs.get(PARENT_ATTR)
+    if run_id is not None:
+        client.update_run(run_id, status="RUNNING")
+        return run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=f"study-{spec.study_name}",
+        tags={
+            "optuna.study": spec.study_name,
+            "zoo.model": spec.model,
+            "zoo.targets": ",".join(spec.targets),
+            "zoo.data": spec.data or "built-in demo set",
+            "zoo.split": spec.split or "seeded fractions",
+            "zoo.kind": "study",
+        },
+    )
+    run_id = run.info.run_id
+    study.set_user_attr(PARENT_ATTR, run_id)
+    study.set_user_attr("zoo.space", space_path.read_text())
+    client.log_text(run_id, space_path.read_text(), "search_space.yaml")
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params(
+            {
+                "study": spec.study_name,
+                "pruner": spec.pruner,
+                "storage": spec.storage or "default sqlite",
+                "space": str(space_path),
+            }
+        )
+    client.update_run(run_id, status="RUNNING")
+    return run_id
+
+
+def run_study(spec: StudySpec, log=print) -> optuna.Study:
+    """``zoo tune``; see the module docstring. Returns the study."""
+    space_path = spec.space_path()
+    space = spec.load_space()
+    epochs = spec.trial_config(space.corners()[0]).epochs
+    study = open_study(spec, epochs)
+    parent = _ensure_parent_run(spec, study, space_path)
+    taken = take_back_interrupted(study)
+    if taken:
+        log(f"continuing interrupted trials {taken} from their last epoch")
+    log(
+        f"study {spec.study_name}: {finished_trials(study)}/{spec.trials} trials finished; "
+        f"storage {spec.storage or 'default'}; MLflow experiment {spec.experiment}, parent run "
+        f"{parent}"
+    )
+    deadline = time.time() + spec.timeout if spec.timeout else None
+    try:
+        if spec.jobs > 1:
+            _run_workers(spec, deadline)
+        else:
+            work(spec, deadline, log)
+    finally:
+        from tuning.report import summarise
+
+        summarise(spec, study, parent, log)
+    if spec.final:
+        from tuning.final import refit_and_register
+
+        refit_and_register(spec, study, parent, log)
+    return study
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM to the launcher raises KeyboardInterrupt, so its workers are stopped too."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_workers(spec: StudySpec, deadline: float | None) -> None:
+    """``jobs`` processes, each running trials against the shared storage, ``threads`` torch
+    threads each (default: the cores divided among them)."""
+    threads = spec.threads or max(1, (os.cpu_count() or 1) // spec.jobs)
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=_worker,
+            args=(
+                StudySpec(
+                    **{**spec.__dict__, "jobs": 1, "threads": threads, "final": False, "worker": i}
+                ),
+                deadline,
+            ),
+            name=f"zoo-tune-{i}",
+        )
+        for i in range(spec.jobs)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        with _terminate_as_interrupt():
+            for process in processes:
+                process.join()
+    except KeyboardInterrupt:
+        for process in processes:  # workers stop at their next batch and keep their epochs
+            if process.is_alive():
+                process.terminate()
+        for process in processes:
+            process.join()
+        raise
+    bad = [p.name for p in processes if p.exitcode not in (0, None)]
+    if bad:
+        raise RuntimeError(f"tuning workers {bad} failed; see their output above")
