@@ -57,7 +57,10 @@ def open_storage(url: str | None, study_name: str):
         # several local workers write to one file: wait for the lock instead of failing
         engine_kwargs = {"connect_args": {"timeout": 60}}
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # the heartbeat is flagged experimental since Optuna 2.9
+    from zoo.tracking import first_use_lock
+
+    with warnings.catch_warnings(), first_use_lock(url):  # tables are created on first use
+        # the heartbeat is flagged experimental since Optuna 2.9
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
             url,

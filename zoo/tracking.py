@@ -8,6 +8,7 @@ experiment's artifacts beside it, under ``<cwd>/mlruns/<experiment id>/``.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 MLRUNS = Path("mlruns")
@@ -45,6 +46,25 @@ def quiet_logging() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
+@contextmanager
+def first_use_lock(uri: str):
+    """Serialise the first contact of several processes with one SQLite store: MLflow creates
+    and migrates the tables then, and two processes migrating at once fail ("duplicate column
+    name"). Other stores need no lock."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0] + ".lock"
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def setup(experiment: str) -> str:
     """Point MLflow at the store and return the id of ``experiment`` (created if new)."""
     import mlflow
@@ -52,9 +72,10 @@ def setup(experiment: str) -> str:
     quiet_logging()
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    experiment_id = mlflow.create_experiment(experiment)
-    _enable_wal(uri)
+    with first_use_lock(uri):
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        experiment_id = mlflow.create_experiment(experiment)
+        _enable_wal(uri)
     return experiment_id
