@@ -1,0 +1,134 @@
+"""What a user sees in the MLflow UI after ``zoo tune --final``, checked in a real browser
+(headless Chromium driven by Selenium with the system's ``chromedriver``). Screenshots of both
+pages are kept in the test's folder (printed on failure)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from zoo.cli import main
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (shutil.which("chromium") and shutil.which("chromedriver")),
+        reason="needs the Debian packages chromium and chromium-driver (.ci/run installs them)",
+    ),
+]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def ui(isolated):
+    """A finished 3-trial study with a registered champion, and ``zoo ui`` serving it."""
+    assert main(["tune", "--trials", "3", "--epochs", "3", "--final"]) == 0
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)],
+        env={**os.environ, "DGLBACKEND": "pytorch"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/health", timeout=2):
+                break
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                raise
+            time.sleep(0.5)
+    yield base
+    os.killpg(server.pid, signal.SIGTERM)
+    server.wait(timeout=30)
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(argument)
+    options.add_argument("--window-size=2400,1200")
+    options.binary_location = shutil.which("chromium")
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for_text(driver, texts: list[str], seconds: float = 60) -> str:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def seen(d):
+        body = d.find_element(By.TAG_NAME, "body").text
+        return body if all(t in body for t in texts) else False
+
+    return WebDriverWait(driver, seconds, poll_frequency=0.5).until(seen)
+
+
+def test_trial_runs_with_metrics_and_the_champion_alias_are_visible(ui, browser, isolated):
+    from mlflow import MlflowClient
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from zoo import tracking
+
+    client = MlflowClient(tracking.tracking_uri())
+    experiment = client.get_experiment_by_name("tune-cgcnn-shear")
+
+    # the runs page: the study run, expanded, lists its three trials and the refit
+    browser.get(f"{ui}/#/experiments/{experiment.experiment_id}/runs")
+    wait_for_text(browser, ["study-cgcnn-shear"])
+    browser.find_element(
+        By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']"
+    ).click()
+    wait_for_text(browser, ["trial-0000", "trial-0001", "trial-0002", "final-trial-"])
+    # as a user would: Columns -> tick the trials' objective metric -> close the chooser
+    browser.find_elements(By.CSS_SELECTOR, "button[data-testid='column-selection-dropdown']")[
+        0
+    ].click()
+    WebDriverWait(browser, 30).until(
+        lambda d: d.find_element(
+            By.CSS_SELECTOR, "[role='dialog'] span[title='objective_val_mae_log10']"
+        )
+    ).click()
+    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    body = wait_for_text(browser, ["objective_val_mae_log10"])
+    browser.save_screenshot(str(isolated / "runs.png"))
+    trials = client.search_runs(
+        [experiment.experiment_id], "tags.`optuna.state` = 'COMPLETE'", max_results=10
+    )
+    assert len(trials) == 3
+    for run in trials:
+        value = run.data.metrics["objective_val_mae_log10"]
+        shown = f"{math.floor(value * 1e4) / 1e4:.4f}"  # the table shows the value's digits
+        assert shown in body, (value, body)
+
+    # the registered model page shows version 1 with the champion alias
+    browser.get(f"{ui}/#/models/cgcnn-shear")
+    body = wait_for_text(browser, ["cgcnn-shear", "champion"])
+    browser.save_screenshot(str(isolated / "model.png"))
+    assert "Version 1" in body or "v1" in body
