@@ -1,0 +1,78 @@
+"""The registry model's input table: every accepted structure kind, both moduli of a multitask
+model, and bad rows that get a reason instead of stopping the batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pymatgen.core import Lattice, Structure
+
+from zoo.config import load_config
+from zoo.serving import predict_table, resolve_bundle
+from zoo.training import train
+
+
+@pytest.fixture(scope="module")
+def multitask_bundle(tmp_path_factory, demo):
+    folder = tmp_path_factory.mktemp("mt")
+    config = load_config(
+        None,
+        {"model": "cgcnn-mt", "targets": ["shear", "bulk"], "epochs": 2, "output_dir": str(folder)},
+    )
+    return resolve_bundle(train(config, dataset=demo, track=False, progress=False).bundle_path)
+
+
+def test_every_structure_kind_gives_the_same_prediction(multitask_bundle, demo, tmp_path):
+    structure = demo.structures[7]
+    path = tmp_path / "x.cif"
+    structure.to(filename=str(path))
+    table = pd.DataFrame(
+        {
+            "id": ["object", "dict", "cif text", "path"],
+            "structure": [structure, structure.as_dict(), structure.to(fmt="cif"), str(path)],
+        }
+    )
+    out = predict_table(multitask_bundle, table)
+    assert list(out.columns) == [
+        "id",
+        "shear_gpa",
+        "shear_log10",
+        "bulk_gpa",
+        "bulk_log10",
+        "error",
+    ]
+    assert (out["error"] == "").all()
+    for column in ("shear_gpa", "bulk_gpa"):
+        np.testing.assert_allclose(out[column], out[column].iloc[0], rtol=1e-5)
+    np.testing.assert_allclose(out["shear_gpa"], 10.0 ** out["shear_log10"], rtol=1e-6)
+
+
+def test_bad_rows_get_a_reason_and_the_rest_is_predicted(multitask_bundle, demo):
+    disordered = Structure(Lattice.cubic(3.6), [{"Cu": 0.5, "Au": 0.5}], [[0, 0, 0]])
+    table = pd.DataFrame(
+        {
+            "structure": [
+                demo.structures[0].as_dict(),
+                "data_broken\n_cell_length_a nonsense\n",
+                disordered.as_dict(),
+                "no/such/file.cif",
+                demo.structures[1],
+            ]
+        }
+    )
+    out = predict_table(multitask_bundle, table)
+    assert list(out["id"]) == ["0", "1", "2", "3", "4"]  # row numbers when there is no id
+    assert out.loc[[0, 4], "error"].eq("").all()
+    assert out.loc[[0, 4], "bulk_gpa"].notna().all()
+    assert "cannot read structure" in out.loc[1, "error"]
+    assert "disordered" in out.loc[2, "error"]
+    assert "neither CIF text nor an existing file" in out.loc[3, "error"]
+    assert out.loc[[1, 2, 3], "shear_gpa"].isna().all()
+
+
+def test_input_without_structure_column_or_with_repeated_ids_is_an_error(multitask_bundle):
+    with pytest.raises(ValueError, match="'structure' column"):
+        predict_table(multitask_bundle, pd.DataFrame({"cif": ["x"]}))
+    with pytest.raises(ValueError, match="repeated"):
+        predict_table(multitask_bundle, pd.DataFrame({"id": ["a", "a"], "structure": ["x", "y"]}))
