@@ -494,11 +494,10 @@ def train(
                         {f"{EPOCH_PREFIX}{k}": v for k, v in row.items() if k != "epoch"},
                         step=epoch,
                     )
-                bar.set_postfix(
-                    loss=f"{row['train_loss']:.3f}",
-                    **{f"{scored}_mae": f"{score:.4f}"},
-                    best=f"{best['score']:.4f}@{best['epoch']}",
-                )
+                postfix = {"loss": f"{row['train_loss']:.3f}", f"{scored}_mae": f"{score:.4f}"}
+                if validating:
+                    postfix["best"] = f"{best['score']:.4f}@{best['epoch']}"
+                bar.set_postfix(postfix)
                 _stop_if_requested(stop)
                 if on_epoch is not None:
                     on_epoch(epoch, row)
