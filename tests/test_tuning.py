@@ -224,6 +224,20 @@ def test_champion_moves_only_for_a_better_validation_score(demo):
     assert str(client.get_model_version_by_alias("m", "champion").version) == "3"
 
 
+def test_pruners_are_chosen_by_name():
+    from tuning.study import make_pruner
+
+    median = make_pruner("median", 100)
+    assert isinstance(median, optuna.pruners.MedianPruner)
+    assert median._n_warmup_steps == 25 and median._n_startup_trials == 4
+    hyperband = make_pruner("hyperband", 100)
+    assert isinstance(hyperband, optuna.pruners.HyperbandPruner)
+    assert hyperband._min_resource == 10 and hyperband._max_resource == 100
+    assert isinstance(make_pruner("none", 100), optuna.pruners.NopPruner)
+    with pytest.raises(ValueError, match="unknown pruner"):
+        make_pruner("asha", 100)
+
+
 # ---- pruning, failures ------------------------------------------------------------------------
 
 
