@@ -62,6 +62,26 @@ def test_bundled_spaces_are_valid_configs(path):
         assert values[key] == value
     if "graph.radius" in values:
         assert values["architecture.gaussian_dmax"] == values["graph.radius"]
+    # a finished trial's stored parameters give back the same config values
+    assert space.values_of(trial.params) == values
+
+
+def test_list_valued_choices_round_trip_through_optuna(demo):
+    space = load_space(
+        SPACES_DIR / "cgcnn-mt.yaml", {"model": "cgcnn-mt", "targets": ["shear", "bulk"]}
+    )
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        weights = space.sample(trial)["architecture.loss_weights"]
+        assert weights in ([1.0, 1.0], [1.5, 1.0], [2.0, 1.0])
+        seen.add(tuple(weights))
+        study.tell(trial, 0.0)
+    assert len(seen) > 1
+    stored = study.trials[0].params
+    assert isinstance(stored["architecture.loss_weights"], str)  # Optuna keeps JSON text
+    assert isinstance(space.values_of(stored)["architecture.loss_weights"], list)
 
 
 def test_space_typo_and_bad_reference_are_errors(tmp_path):

@@ -31,11 +31,7 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
         best = study.best_trial
     except ValueError as error:
         raise ValueError(f"study {spec.study_name} has no complete trial to refit") from error
-    space = spec.load_space()
-    values = {**space.fixed, **best.params}
-    for name, param in space.params.items():
-        if getattr(param, "type", None) == "same_as":
-            values[name] = best.params[param.key]
+    values = spec.load_space().values_of(best.params)
     config = spec.trial_config(
         values,
         fit_on="train+val",

@@ -21,6 +21,7 @@ the first trial.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -77,11 +78,24 @@ class IntParam(_Strict):
 
 
 class CategoricalParam(_Strict):
+    """Choices are numbers, strings, booleans or lists of numbers (e.g. multitask loss weights;
+    Optuna stores a list choice as its JSON text, :meth:`decode` turns it back)."""
+
     type: Literal["categorical"]
-    choices: list[bool | int | float | str | None] = Field(min_length=2)
+    choices: list[bool | int | float | str | None | list[float]] = Field(min_length=2)
+
+    def _listed(self) -> bool:
+        return any(isinstance(c, list) for c in self.choices)
 
     def suggest(self, trial, name: str):
+        if self._listed():
+            return self.decode(
+                trial.suggest_categorical(name, [json.dumps(c) for c in self.choices])
+            )
         return trial.suggest_categorical(name, self.choices)
+
+    def decode(self, stored):
+        return json.loads(stored) if self._listed() else stored
 
     def ends(self) -> tuple:
         return tuple(self.choices)
@@ -114,6 +128,19 @@ class SearchSpace(_Strict):
             if name in self.fixed:
                 raise ValueError(f"{name} is both fixed and searched")
         return self
+
+    def values_of(self, params: dict[str, object]) -> dict[str, object]:
+        """Config overrides from a finished trial's stored parameters (fixed keys included)."""
+        values = {}
+        for name, param in self.params.items():
+            if isinstance(param, CategoricalParam):
+                values[name] = param.decode(params[name])
+            elif not isinstance(param, SameAsParam):
+                values[name] = params[name]
+        for name, param in self.params.items():
+            if isinstance(param, SameAsParam):
+                values[name] = values[param.key]
+        return {**self.fixed, **values}
 
     def sample(self, trial) -> dict[str, object]:
         """Dotted config overrides for one Optuna trial (fixed keys included)."""
