@@ -1,17 +1,11 @@
 """What a user sees in the MLflow UI after ``zoo tune --final``, checked in a real browser
 (headless Chromium driven by Selenium with the system's ``chromedriver``). Screenshots of both
-pages are kept in the test's folder (printed on failure)."""
+pages are kept in the test's folder."""
 
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
@@ -26,39 +20,11 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
-def ui(isolated):
+def ui(zoo_ui):
     """A finished 3-trial study with a registered champion, and ``zoo ui`` serving it."""
     assert main(["tune", "--trials", "3", "--epochs", "3", "--final"]) == 0
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)],
-        env={**os.environ, "DGLBACKEND": "pytorch"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health", timeout=2):
-                break
-        except OSError:
-            if time.time() > deadline or server.poll() is not None:
-                raise
-            time.sleep(0.5)
-    yield base
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
+    return zoo_ui(120)
 
 
 @pytest.fixture

@@ -53,8 +53,8 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
     with mlflow.start_run(run_id=result.run_id):
         info = log_pyfunc(result.bundle_path)
     tags = {
-        "zoo.data": spec.data or "built-in demo set",
-        "zoo.split": spec.split or "seeded fractions",
+        "zoo.data": spec.data_label,
+        "zoo.split": spec.split_label,
         "zoo.study": spec.study_name,
         "zoo.best_trial": str(best.number),
         "zoo.run_id": result.run_id,

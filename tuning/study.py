@@ -95,6 +95,14 @@ class StudySpec:
             base["threads"] = self.threads
         return base
 
+    @property
+    def data_label(self) -> str:
+        return self.data or "built-in demo set"
+
+    @property
+    def split_label(self) -> str:
+        return self.split or "seeded fractions"
+
     def space_path(self) -> Path:
         return Path(self.space) if self.space else default_space_path(self.model, self.targets)
 
@@ -126,10 +134,13 @@ def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
     raise ValueError(f"unknown pruner {name!r}; use median, hyperband or none")
 
 
-def open_study(spec: StudySpec, epochs: int) -> optuna.Study:
-    """Create or load the study. The TPE sampler (5 random start-up trials) is seeded from the
-    seed, the worker number and the trials already in the study, so parallel workers and
-    resumed studies do not draw the same parameters again."""
+def open_study(spec: StudySpec) -> tuple[SearchSpace, optuna.Study]:
+    """The validated search space, and the study created or loaded. The pruner is sized by the
+    trials' epochs; the TPE sampler (5 random start-up trials) is seeded from the seed, the worker
+    number and the trials already in the study, so parallel workers and resumed studies do not
+    draw the same parameters again."""
+    space = spec.load_space()
+    epochs = spec.trial_config(space.corners()[0]).epochs
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=spec.study_name,
@@ -140,7 +151,7 @@ def open_study(spec: StudySpec, epochs: int) -> optuna.Study:
     )
     seed = spec.seed * 1_000_003 + spec.worker * 7919 + len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
-    return study
+    return space, study
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -239,15 +250,19 @@ class Objective:
             client.log_metric(run_id, "objective_val_mae_log10", seen["best"])
 
 
-def work(spec: StudySpec, deadline: float | None = None, log=print) -> None:
+def work(
+    spec: StudySpec,
+    deadline: float | None = None,
+    log=print,
+    opened: tuple[SearchSpace, optuna.Study] | None = None,
+) -> None:
     """Run trials in this process until the study holds ``spec.trials`` finished trials, the
-    deadline passes or ``MAX_FAILURES`` trials in a row fail."""
+    deadline passes or ``MAX_FAILURES`` trials in a row fail. ``opened``: the space and study
+    when the caller has them already (otherwise :func:`open_study`)."""
     from zoo import tracking
     from zoo.training import read_config_dataset
 
-    space = spec.load_space()
-    epochs = spec.trial_config(space.corners()[0]).epochs
-    study = open_study(spec, epochs)
+    space, study = opened or open_study(spec)
     tracking.setup(spec.experiment)
     parent = study.user_attrs.get(PARENT_ATTR)
     dataset = read_config_dataset(spec.trial_config({}))  # once per worker, shared by trials
@@ -312,8 +327,8 @@ def _ensure_parent_run(spec: StudySpec, study: optuna.Study, space_path: Path) -
             "optuna.study": spec.study_name,
             "zoo.model": spec.model,
             "zoo.targets": ",".join(spec.targets),
-            "zoo.data": spec.data or "built-in demo set",
-            "zoo.split": spec.split or "seeded fractions",
+            "zoo.data": spec.data_label,
+            "zoo.split": spec.split_label,
             "zoo.kind": "study",
         },
     )
@@ -336,11 +351,8 @@ def _ensure_parent_run(spec: StudySpec, study: optuna.Study, space_path: Path) -
 
 def run_study(spec: StudySpec, log=print) -> optuna.Study:
     """``zoo tune``; see the module docstring. Returns the study."""
-    space_path = spec.space_path()
-    space = spec.load_space()
-    epochs = spec.trial_config(space.corners()[0]).epochs
-    study = open_study(spec, epochs)
-    parent = _ensure_parent_run(spec, study, space_path)
+    space, study = open_study(spec)
+    parent = _ensure_parent_run(spec, study, spec.space_path())
     taken = take_back_interrupted(study)
     if taken:
         log(f"continuing interrupted trials {taken} from their last epoch")
@@ -354,7 +366,7 @@ def run_study(spec: StudySpec, log=print) -> optuna.Study:
         if spec.jobs > 1:
             _run_workers(spec, deadline)
         else:
-            work(spec, deadline, log)
+            work(spec, deadline, log, opened=(space, study))
     finally:
         from tuning.report import summarise
 

@@ -33,23 +33,21 @@ MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
 def structure_from_input(value) -> Structure:
-    """A structure from a ``Structure``, a pymatgen dict, CIF text or a structure file path."""
+    """A structure from a ``Structure``, a structure file path, or what JSON records hold (a
+    pymatgen dict or CIF text, :func:`zoo.readers.records.structure_from_value`)."""
     from zoo.readers.ase_files import read_structure_file
+    from zoo.readers.records import structure_from_value
 
     if isinstance(value, Structure):
         return value
-    if isinstance(value, dict):
-        return Structure.from_dict(value)
     if isinstance(value, Path):
         return read_structure_file(value)
-    if isinstance(value, str):
-        if "\n" in value or value.lstrip().startswith("data_"):
-            return Structure.from_str(value, fmt="cif")
+    if isinstance(value, str) and "\n" not in value and not value.lstrip().startswith("data_"):
         path = Path(value)
         if not path.exists():
             raise ValueError(f"{value!r} is neither CIF text nor an existing file")
         return read_structure_file(path)
-    raise ValueError(f"unsupported structure value of type {type(value).__name__}")
+    return structure_from_value(value)
 
 
 def predict_table(bundle, table: pd.DataFrame, batch_size: int = 256) -> pd.DataFrame:
@@ -201,12 +199,9 @@ def resolve_bundle(model: str | Path):
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
     found = [local] if local.is_file() else sorted(local.rglob(f"*{BUNDLE_SUFFIX}"))
     if len(found) != 1:
+        names = [str(p.relative_to(local)) for p in found]
+        detail = f": {names}; name one in the URI" if found else ""
         raise ValueError(
-            f"{text}: expected one model bundle (*{BUNDLE_SUFFIX}), found {len(found)}"
-            + (
-                f": {[str(p.relative_to(local)) for p in found]}; name one in the URI"
-                if found
-                else ""
-            )
+            f"{text}: expected one model bundle (*{BUNDLE_SUFFIX}), found {len(found)}{detail}"
         )
     return load_bundle(found[0])

@@ -408,6 +408,8 @@ def train(
     patience_left = config.patience
     if config.patience and history:
         patience_left = config.patience - (history[-1]["epoch"] - best["epoch"])
+    validating = len(split.val) > 0  # False for a train+val refit
+    scored = "val" if validating else "train"
     started = time.perf_counter()
     try:
         with _stop_requests() as stop:
@@ -448,7 +450,6 @@ def train(
                         diff = (pred.detach() - truth.nan_to_num()).abs() * mask
                         abs_errors += diff.sum(0) * torch.tensor(transform.std, dtype=torch.float32)
                         counts += mask.sum(0)
-                validating = len(split.val) > 0
                 if validating:
                     val_metrics, _ = evaluate(evaluated, store, split.val, transform, targets_gpa)
                 row = {
@@ -461,7 +462,6 @@ def train(
                     row[f"train_{target}_mae_log10"] = float(abs_errors[column] / counts[column])
                     if validating:
                         row[f"val_{target}_mae_log10"] = val_metrics[f"{target}_mae_log10"]
-                scored = "val" if validating else "train"
                 score = float(np.mean([row[f"{scored}_{t}_mae_log10"] for t in config.targets]))
                 row[f"{scored}_mae_log10"] = score
                 history.append(row)
