@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import resource
 from pathlib import Path
@@ -16,15 +17,13 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def _child(config_path, overrides, queue):
-    import torch
-
     from models import count_parameters
     from zoo.bundle import load_bundle
     from zoo.config import load_config
     from zoo.training import train
 
-    torch.set_num_threads(2)
     base = {
+        "threads": 2,
         "data.path": str(DEV_SET),
         "data.split_file": str(DEV_SPLIT),
         "output_dir": str(RESULTS / "runs"),
@@ -36,6 +35,8 @@ def _child(config_path, overrides, queue):
     row = {
         "model": config.model,
         "targets": config.targets,
+        "seed": config.seed,
+        "threads": config.threads,
         "epochs": len(result.history),
         "best_epoch": result.best_epoch,
         "seconds_per_epoch": float(np.median([r["epoch_seconds"] for r in result.history])),
@@ -63,3 +64,32 @@ def train_in_child(config_path: str | Path | None, overrides: dict) -> dict:
     row = queue.get()
     process.join()
     return row
+
+
+def train_many(
+    config_path: str | Path | None, jobs: list[dict], parallel: int, save_to: Path
+) -> list[dict]:
+    """Train every override set of ``jobs``, ``parallel`` at a time, each in a fresh process.
+
+    Each run is given ``2 // parallel`` (at least one) torch threads unless its overrides say
+    otherwise; a job's ``label`` key is not a config key but is copied to its row. Rows come
+    back in the order of ``jobs``. The finished rows are written to
+    ``save_to`` (JSON) after every run, so an interrupted benchmark keeps what it measured.
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    threads = max(1, 2 // parallel)
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        futures = {}
+        for index, job in enumerate(jobs):
+            overrides = {"threads": threads, **{k: v for k, v in job.items() if k != "label"}}
+            futures[pool.submit(train_in_child, config_path, overrides)] = index
+        rows: list[dict | None] = [None] * len(jobs)
+        for done, future in enumerate(as_completed(futures), start=1):
+            index = futures[future]
+            rows[index] = future.result() | {"label": jobs[index].get("label")}
+            name = jobs[index].get("run_name", jobs[index])
+            minutes = rows[index]["train_minutes"]
+            print(f"[{done}/{len(jobs)}] finished {name}: {minutes:.1f} min", flush=True)
+            save_to.write_text(json.dumps([row for row in rows if row], indent=2))
+    return rows
