@@ -79,7 +79,9 @@ class ConvLayer(nn.Module):
         self.bn1 = nn.BatchNorm1d(2 * atom_fea_len)
         self.bn2 = nn.BatchNorm1d(atom_fea_len)
 
-    def forward(self, graph, node_fea: torch.Tensor, edge_fea: torch.Tensor) -> torch.Tensor:
+    def gated_edges(self, graph, node_fea: torch.Tensor, edge_fea: torch.Tensor) -> torch.Tensor:
+        """``(n_edges, 2F)``: batch-normed ``W [v_i, v_j, u_ij] + b`` of every edge ``j -> i``,
+        before the gate (``cgcnn-angle`` also updates its bond features from it)."""
         import dgl.function as fn
 
         width = self.atom_fea_len
@@ -87,17 +89,26 @@ class ConvLayer(nn.Module):
         center = node_fea @ weight[:, :width].T  # (n, 2F), term of the receiving node i
         neighbor = node_fea @ weight[:, width : 2 * width].T  # (n, 2F), term of the sender j
         edge = torch.addmm(self.fc_full.bias, edge_fea, weight[:, 2 * width :].T)  # (e, 2F)
-        node_type = self.relation[0]
         with graph.local_scope():
-            graph.nodes[node_type].data["center"] = center
-            graph.nodes[node_type].data["neighbor"] = neighbor
+            graph.nodes[self.relation[0]].data["center"] = center
+            graph.nodes[self.relation[0]].data["neighbor"] = neighbor
             graph.apply_edges(fn.u_add_v("neighbor", "center", "z"), etype=self.relation)
-            gated = self.bn1(graph.edges[self.relation].data["z"] + edge)
-            gate, core = gated.chunk(2, dim=1)
+            return self.bn1(graph.edges[self.relation].data["z"] + edge)
+
+    def aggregate(self, graph, node_fea: torch.Tensor, gated: torch.Tensor) -> torch.Tensor:
+        """Gate the edges ``(n_edges, 2F)``, sum them into their receiving nodes, add the
+        residual: ``(n_nodes, F)``."""
+        import dgl.function as fn
+
+        gate, core = gated.chunk(2, dim=1)
+        with graph.local_scope():
             graph.edges[self.relation].data["message"] = torch.sigmoid(gate) * F.softplus(core)
             graph.update_all(fn.copy_e("message", "m"), fn.sum("m", "summed"), etype=self.relation)
-            summed = graph.nodes[node_type].data["summed"]
+            summed = graph.nodes[self.relation[0]].data["summed"]
         return F.softplus(node_fea + self.bn2(summed))
+
+    def forward(self, graph, node_fea: torch.Tensor, edge_fea: torch.Tensor) -> torch.Tensor:
+        return self.aggregate(graph, node_fea, self.gated_edges(graph, node_fea, edge_fea))
 
 
 def mean_pool(graph, atom_fea: torch.Tensor) -> torch.Tensor:

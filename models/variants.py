@@ -46,6 +46,11 @@ class CGCNNAngleConfig(CGCNNConfig):
 
     bond_fea_len: int = Field(32, ge=1, description="hidden bond feature size")
     angle_step: float = Field(0.1, gt=0, description="spacing of Gaussians over cos(angle)")
+    bond_updates: bool = Field(
+        False,
+        description="after each atom convolution but the last, also update every bond from its "
+        "two atoms (ALIGNN's edge-gated update); otherwise bonds see only distances and angles",
+    )
 
 
 @register_model(
@@ -54,7 +59,8 @@ class CGCNNAngleConfig(CGCNNConfig):
     description="""CGCNN with bond angles in the manner of ALIGNN: bonds become nodes of a line
     graph whose edges join two bonds of the same atom and carry the Gaussian-expanded cosine of
     their angle. Each layer first updates the bond features with a gated convolution on the
-    line graph, then the atoms with a gated convolution that reads those bond features. Angles
+    line graph, then the atoms with a gated convolution that reads those bond features (and,
+    with bond_updates, the bonds again from their two atoms). Angles
     are formed among the 6 nearest bonds of each atom (graph setting angle_neighbors) to keep
     the line graph affordable on a CPU.""",
     paper="K. Choudhary and B. DeCost, npj Comput. Mater. 7, 185 (2021) (ALIGNN)",
@@ -68,6 +74,13 @@ class CGCNNAngle(CGCNN):
         self.bond_convs = nn.ModuleList(
             ConvLayer(config.bond_fea_len, self.angle_expansion.size, keys.ANGLE)
             for _ in range(config.n_conv)
+        )
+        self.bond_updates = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(2 * config.atom_fea_len, config.bond_fea_len),
+                nn.BatchNorm1d(config.bond_fea_len),
+            )
+            for _ in range(config.n_conv - 1 if config.bond_updates else 0)
         )
 
     def bond_feature_size(self) -> int:
@@ -84,9 +97,13 @@ class CGCNNAngle(CGCNN):
             graph.apply_edges(fn.u_dot_v("unit", "unit", "cos"), etype=keys.ANGLE)
             cosine = graph.edges[keys.ANGLE].data["cos"].squeeze(1).clamp(-1.0, 1.0)  # (A,)
         angle_fea = self.angle_expansion(cosine)  # (A, K)
-        for bond_conv, atom_conv in zip(self.bond_convs, self.convs, strict=True):
-            bond_fea = bond_conv(graph, bond_fea, angle_fea)
-            atom_fea = atom_conv(graph, atom_fea, bond_fea)
+        layers = zip(self.bond_convs, self.convs, strict=True)
+        for layer, (bond_conv, atom_conv) in enumerate(layers):
+            bond_fea = bond_conv(graph, bond_fea, angle_fea)  # (E, G)
+            gated = atom_conv.gated_edges(graph, atom_fea, bond_fea)  # (E, 2F)
+            atom_fea = atom_conv.aggregate(graph, atom_fea, gated)  # (N, F)
+            if layer < len(self.bond_updates):
+                bond_fea = F.softplus(bond_fea + self.bond_updates[layer](gated))
         return mean_pool(graph, atom_fea)
 
 

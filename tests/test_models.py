@@ -32,16 +32,24 @@ def predict(name, model, structures):
         return model(store.batch(range(len(structures))))
 
 
-@pytest.fixture(params=list_models())
+# every registered variant with its defaults, and the options that change its architecture
+CONFIGURATIONS = [(name, {}) for name in list_models()] + [("cgcnn-angle", {"bond_updates": True})]
+
+
+@pytest.fixture(
+    params=CONFIGURATIONS,
+    ids=[name + "".join(f"-{key}" for key in config) for name, config in CONFIGURATIONS],
+)
 def variant(request):
+    name, config = request.param
     torch.manual_seed(0)
-    model = create_model(request.param, n_outputs=2)
+    model = create_model(name, n_outputs=2, **config)
     # non-trivial batch-norm statistics, so eval mode is not the identity
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.normal_(0, 0.3)
             module.running_var.uniform_(0.5, 2.0)
-    return request.param, model.eval()
+    return name, model.eval()
 
 
 def test_registry_basics():
@@ -117,6 +125,34 @@ def test_save_load_gives_identical_outputs(variant, demo, tmp_path):
     after = predict_structures(again, demo.ids[:10], demo.structures[:10])
     assert before.equals(after)
     assert after["bulk_gpa"].notna().all() and after["shear_gpa"].notna().all()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_variant_takes_one_head_per_target(name, demo, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name, n_outputs=2, per_target_heads=True, loss_weighting="learned")
+    assert len(model.heads.heads) == 2
+    structures = [rocksalt(), *demo.structures[:3]]
+    out = predict(name, model.train(), structures)
+    assert out.shape == (4, 2) and torch.isfinite(out).all()
+    store, _ = build_store(
+        ["0", "1", "2", "3"], structures, settings_for(name), cache_dir=False, progress=False
+    )
+    model(store.batch(range(4)))[:, 0].sum().backward()  # the shear output only
+    shear_head, bulk_head = model.heads.heads
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in shear_head.parameters())
+    # heads share only the trunk (autograd hands the bulk head zeros through the concatenation)
+    assert all(p.grad is None or not p.grad.any() for p in bulk_head.parameters())
+    trunk = [p for n, p in model.named_parameters() if not n.startswith(("heads.", "loss_"))]
+    assert all(p.grad is not None for p in trunk)
+    transform = TargetTransform(targets=("shear", "bulk"), mean=(1.6, 2.0), std=(0.3, 0.35))
+    bundle = bundle_from_model(
+        model.eval(), name, settings_for(name), transform, generate_element_table()
+    )
+    again = load_bundle(bundle.save(tmp_path / "heads.zoo.pt"))
+    assert again.model_config["per_target_heads"] is True
+    before = predict_structures(bundle, demo.ids[:6], demo.structures[:6])
+    assert before.equals(predict_structures(again, demo.ids[:6], demo.structures[:6]))
 
 
 def test_masked_loss_ignores_missing_targets():
