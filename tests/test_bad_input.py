@@ -153,3 +153,11 @@ def test_shipped_configs_are_valid_and_the_zoo_config_is_the_default():
     assert (original.optim.name, original.optim.lr, original.epochs) == ("sgd", 0.02, 300)
     assert original.schedule.milestones == [240] and original.ema_decay is None
     assert original.architecture["n_conv"] == 4 and original.architecture["h_fea_len"] == 32
+    heads = {"per_target_heads": True, "loss_weighting": "learned"}
+    angle_multitask = {"model": "cgcnn-angle", "targets": ["shear", "bulk"], "architecture": heads}
+    assert load_config(configs / "cgcnn-angle-mt.yaml") == load_config(None, angle_multitask)
+    assert {path.name for path in configs.glob("*.yaml")} == {
+        "cgcnn-zoo.yaml",
+        "cgcnn-original.yaml",
+        "cgcnn-angle-mt.yaml",
+    }
