@@ -8,7 +8,7 @@ standard deviation over seeds. Runs go ``--parallel`` at a time, each in a fresh
 ``2 // parallel`` threads. Also measures the size of the bond-angle line graph, and checks the
 issue's two targets from the measured means.
 
-    python bench/bench_variants.py                       # everything (about 90 minutes)
+    python bench/bench_variants.py                       # everything (1 h 22 min on 2 cores)
     python bench/bench_variants.py --models cgcnn,cgcnn-angle --targets shear --seeds 1
 """
 
