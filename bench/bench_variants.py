@@ -135,8 +135,7 @@ def check_targets(table: list[dict]) -> None:
             change = best["mae_log10"] / base["mae_log10"] - 1
             verdict = "met" if change <= -0.10 else "not met"
             print(f"  {target}: best {best['label']} {100 * change:+.1f}% vs cgcnn ({verdict})")
-        multitask = [r for r in others if r["label"] == "cgcnn-mt (both)"]
-        for row in multitask:
+        for row in (r for r in others if r["label"] == "cgcnn-mt (both)"):
             verdict = "met" if row["mae_log10"] <= base["mae_log10"] else "not met"
             print(
                 f"  {target}: cgcnn-mt {row['mae_log10']:.4f} vs cgcnn "
