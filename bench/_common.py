@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import resource
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ def _child(config_path, overrides, queue):
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "parameters": count_parameters(load_bundle(result.bundle_path).build_model()),
         "run_id": result.run_id,
+        "finished": datetime.now().isoformat(timespec="minutes"),
     }
     for target in config.targets:
         for name in ("mae_log10", "mae_gpa", "r2_log10", "r2_gpa"):
@@ -67,14 +69,19 @@ def train_in_child(config_path: str | Path | None, overrides: dict) -> dict:
 
 
 def train_many(
-    config_path: str | Path | None, jobs: list[dict], parallel: int, save_to: Path
+    config_path: str | Path | None,
+    jobs: list[dict],
+    parallel: int,
+    save_to: Path,
+    keep: list[dict] | None = None,
 ) -> list[dict]:
     """Train every override set of ``jobs``, ``parallel`` at a time, each in a fresh process.
 
     Each run is given ``2 // parallel`` (at least one) torch threads unless its overrides say
     otherwise; a job's ``label`` key is not a config key but is copied to its row. Rows come
     back in the order of ``jobs``. The finished rows are written to
-    ``save_to`` (JSON) after every run, so an interrupted benchmark keeps what it measured.
+    ``save_to`` (JSON) after every run, so an interrupted benchmark keeps what it measured;
+    rows in ``keep`` (earlier measurements) are written before them.
     """
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
@@ -91,5 +98,6 @@ def train_many(
             name = jobs[index].get("run_name", jobs[index])
             minutes = rows[index]["train_minutes"]
             print(f"[{done}/{len(jobs)}] finished {name}: {minutes:.1f} min", flush=True)
-            save_to.write_text(json.dumps([row for row in rows if row], indent=2))
+            finished = [*(keep or []), *(row for row in rows if row)]
+            save_to.write_text(json.dumps(finished, indent=2))
     return rows

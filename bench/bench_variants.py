@@ -10,6 +10,13 @@ issue's two targets from the measured means.
 
     python bench/bench_variants.py                       # everything (1 h 22 min on 2 cores)
     python bench/bench_variants.py --models cgcnn,cgcnn-angle --targets shear --seeds 1
+    python bench/bench_variants.py --models cgcnn-mt --multitask "" --update
+    python bench/bench_variants.py --seeds 5 --resume
+
+Both keep the earlier rows of ``bench/results/variants.json`` (each row records when it
+finished), so the table still covers every variant: ``--update`` trains the planned groups
+again and replaces their rows (after a default changed); ``--resume`` trains only the planned
+runs that have no row yet (an interrupted benchmark, or more seeds).
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ def plan(models: list[str], multitask: list[str], targets: list[str], seeds: int
             groups.append((f"{model} (both)", {"model": model, "targets": targets}))
         else:
             groups += [(model, {"model": model, "targets": [t]}) for t in targets]
-    for model in multitask:  # the longest runs: started first, so the two workers end together
+    for model in reversed(multitask):  # the longest runs first, so the two workers end together
         overrides = {"model": model, "targets": targets, "architecture": MULTITASK_HEADS}
         groups.insert(0, (f"{model} (both)", overrides))
     return [
@@ -68,6 +75,11 @@ def plan(models: list[str], multitask: list[str], targets: list[str], seeds: int
         for label, overrides in groups
         for seed in range(seeds)
     ]
+
+
+def run_key(row: dict) -> tuple:
+    """What makes a run (a planned job or a measured row) the same run: group, targets, seed."""
+    return row["label"], tuple(row["targets"]), row["seed"]
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -102,9 +114,9 @@ def print_table(table: list[dict]) -> None:
     baseline = {row["target"]: row["mae_log10"] for row in table if row["label"] == "cgcnn"}
     print(
         "\n| model | target | test MAE (log10) | vs cgcnn | test MAE (GPa) | R² (GPa) "
-        "| parameters | s/epoch | minutes | peak MB |"
+        "| seeds | parameters | s/epoch | minutes | peak MB |"
     )
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     shown = set()
     for row in table:
         change = ""
@@ -115,6 +127,7 @@ def print_table(table: list[dict]) -> None:
         print(
             f"| {row['label']} | {row['target']} | {row['mae_log10']:.4f} ± "
             f"{row['mae_log10_sd']:.4f} | {change} | {row['mae_gpa']:.2f} | {row['r2_gpa']:.3f} | "
+            f"{row['seeds']} | "
             + (
                 f"{row['parameters']:,} | {row['seconds_per_epoch']:.2f} | "
                 f"{row['minutes']:.1f} | {row['peak_mb']:.0f} |"
@@ -158,12 +171,21 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--models", default=",".join(list_models()))
-    parser.add_argument("--multitask", default="cgcnn-angle", help="also train on both targets")
+    parser.add_argument(
+        "--multitask", default="cgcnn-angle,cgcnn-global", help="also train these on both targets"
+    )
     parser.add_argument("--targets", default="shear,bulk")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--parallel", type=int, default=2, choices=(1, 2))
     parser.add_argument("--epochs", type=int, help="instead of the configuration's 150")
     parser.add_argument("--skip-size", action="store_true")
+    earlier = parser.add_mutually_exclusive_group()
+    earlier.add_argument(
+        "--update", action="store_true", help="re-train the planned groups, keep other rows"
+    )
+    earlier.add_argument(
+        "--resume", action="store_true", help="keep every earlier row, train only missing runs"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.skip_size:
@@ -182,7 +204,18 @@ def main():
     jobs = plan(args.models.split(","), multitask, args.targets.split(","), args.seeds)
     if args.epochs:
         jobs = [{**job, "epochs": args.epochs} for job in jobs]
-    rows = train_many(CONFIG, jobs, args.parallel, RESULTS / "variants.json")
+    keep = []
+    if (args.update or args.resume) and (RESULTS / "variants.json").exists():
+        earlier = json.loads((RESULTS / "variants.json").read_text())
+        if args.update:
+            rerun = {job["label"] for job in jobs}
+            keep = [row for row in earlier if row["label"] not in rerun]
+        else:
+            keep = earlier
+            done = {run_key(row) for row in earlier}
+            jobs = [job for job in jobs if run_key(job) not in done]
+        print(f"kept {len(keep)} earlier rows; {len(jobs)} runs to train", flush=True)
+    rows = keep + train_many(CONFIG, jobs, args.parallel, RESULTS / "variants.json", keep)
     table = summarise(rows)
     print_table(table)
     check_targets(table)
