@@ -15,8 +15,9 @@ issue's two targets from the measured means.
 
 Both keep the earlier rows of ``bench/results/variants.json`` (each row records when it
 finished), so the table still covers every variant: ``--update`` trains the planned groups
-again and replaces their rows (after a default changed); ``--resume`` trains only the planned
-runs that have no row yet (an interrupted benchmark, or more seeds).
+(variant and targets) again and replaces their rows (after a default changed); ``--resume``
+trains only the planned runs that have no row yet (an interrupted benchmark, or more seeds).
+Neither combines with ``--epochs``.
 """
 
 from __future__ import annotations
@@ -195,6 +196,8 @@ def main():
         "--resume", action="store_true", help="keep every earlier row, train only missing runs"
     )
     args = parser.parse_args()
+    if args.epochs and (args.update or args.resume):
+        parser.error("--epochs makes quick checks, not rows to mix with the table's (150 epochs)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     if not args.skip_size:
         sizes = line_graph_size()
@@ -216,8 +219,8 @@ def main():
     if (args.update or args.resume) and (RESULTS / "variants.json").exists():
         earlier = json.loads((RESULTS / "variants.json").read_text())
         if args.update:
-            rerun = {job["label"] for job in jobs}
-            keep = [row for row in earlier if row["label"] not in rerun]
+            rerun = {run_key(job)[:2] for job in jobs}
+            keep = [row for row in earlier if run_key(row)[:2] not in rerun]
         else:
             keep = earlier
             done = {run_key(row) for row in earlier}
