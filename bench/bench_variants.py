@@ -1,12 +1,12 @@
 """Benchmark of issue 3: every registered variant on the development split, both targets.
 
 Single-target variants are trained once per target; ``cgcnn-mt`` once on both targets, and so
-is every variant named by ``--multitask`` (given per-target heads and learned loss weights,
-like ``cgcnn-mt``). All use zoo's default configuration (configs/cgcnn-zoo.yaml: AdamW,
-one-cycle, L1, EMA, 150 epochs), each with ``--seeds`` seeds; the table gives mean and
-standard deviation over seeds. Runs go ``--parallel`` at a time, each in a fresh process on
-``2 // parallel`` threads. Also measures the size of the bond-angle line graph, and checks the
-issue's two targets from the measured means.
+is every variant named by ``--multitask`` (given ``cgcnn-mt``'s defaults for the heads and
+loss weights: one head per target, learned weights). All use zoo's default configuration
+(configs/cgcnn-zoo.yaml: AdamW, one-cycle, L1, EMA, 150 epochs), each with ``--seeds`` seeds;
+the table gives mean and standard deviation over seeds. Runs go ``--parallel`` at a time, each
+in a fresh process on ``2 // parallel`` threads. Also measures the size of the bond-angle line
+graph, and checks the issue's two targets from the measured means.
 
     python bench/bench_variants.py                       # everything (about 2 h 20 min)
     python bench/bench_variants.py --models cgcnn,cgcnn-angle --targets shear --seeds 1
@@ -29,7 +29,6 @@ import statistics
 from _common import DEV_SET, RESULTS, ROOT, train_many
 
 CONFIG = ROOT / "configs" / "cgcnn-zoo.yaml"
-MULTITASK_HEADS = {"per_target_heads": True, "loss_weighting": "learned"}
 
 
 def line_graph_size() -> list[dict]:
@@ -55,6 +54,18 @@ def line_graph_size() -> list[dict]:
     return rows
 
 
+def multitask_heads() -> dict:
+    """``cgcnn-mt``'s defaults for the heads and loss weights, given to every ``--multitask``
+    variant so that all multitask rows are trained alike."""
+    from models import resolve_config
+
+    defaults = resolve_config("cgcnn-mt")
+    return {
+        "per_target_heads": defaults.per_target_heads,
+        "loss_weighting": defaults.loss_weighting,
+    }
+
+
 def plan(models: list[str], multitask: list[str], targets: list[str], seeds: int) -> list[dict]:
     """One override set per training run: label, model, targets, seed (and multitask heads)."""
     groups = []
@@ -64,7 +75,7 @@ def plan(models: list[str], multitask: list[str], targets: list[str], seeds: int
         else:
             groups += [(model, {"model": model, "targets": [t]}) for t in targets]
     for model in reversed(multitask):  # the longest runs first, so the two workers end together
-        overrides = {"model": model, "targets": targets, "architecture": MULTITASK_HEADS}
+        overrides = {"model": model, "targets": targets, "architecture": multitask_heads()}
         groups.insert(0, (f"{model} (both)", overrides))
     return [
         {
