@@ -163,6 +163,31 @@ def test_cache_hit_rebuild_on_corruption_and_new_key(tmp_path, demo, monkeypatch
     assert calls == [1, 1, 1]
 
 
+def test_two_writers_of_the_same_cache_entry_do_not_collide(tmp_path, demo, monkeypatch):
+    """A second process that writes the same cache entry while the first is still writing
+    (simulated: the second save runs inside the first) must not break either, and the entry
+    must load afterwards."""
+    from zoo.graph_store import GraphStore
+
+    settings = GraphSettings()
+    real_save = GraphStore.save
+    writers = []
+
+    def save_with_a_rival(store, path):
+        real_save(store, path)
+        if not writers:
+            writers.append(path)
+            build_store(demo.ids, demo.structures, settings, cache_dir=tmp_path, progress=False)
+
+    monkeypatch.setattr(GraphStore, "save", save_with_a_rival)
+    first, _ = build_store(demo.ids, demo.structures, settings, cache_dir=tmp_path, progress=False)
+    assert len(writers) == 1
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".bin", ".json"]  # no leftovers
+    monkeypatch.setattr(GraphStore, "save", real_save)
+    cached, _ = build_store(demo.ids, demo.structures, settings, cache_dir=tmp_path, progress=False)
+    assert torch.equal(cached.distance, first.distance)
+
+
 @pytest.mark.slow
 def test_parallel_build_equals_serial(demo):
     structures = (demo.structures * 10)[:520]
