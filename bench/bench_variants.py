@@ -192,7 +192,9 @@ def main():
     )
     parser.add_argument("--models", default=",".join(list_models()))
     parser.add_argument(
-        "--multitask", default="cgcnn-angle,cgcnn-global", help="also train these on both targets"
+        "--multitask",
+        default="cgcnn-angle,cgcnn-global,cgcnn-angle-global",
+        help="also train these on both targets",
     )
     parser.add_argument("--targets", default="shear,bulk")
     parser.add_argument("--seeds", type=int, default=5)

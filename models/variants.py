@@ -87,6 +87,12 @@ class CGCNNAngle(CGCNN):
         return self.config.bond_fea_len
 
     def encode(self, graph) -> torch.Tensor:
+        return mean_pool(graph, self.angle_layers(graph))
+
+    def angle_layers(self, graph, after_layer=None) -> torch.Tensor:
+        """Atom features ``(N, F)`` after the convolutions on both graphs. ``after_layer(layer,
+        atom_fea)``, if given, maps the ``(N, F)`` atom features after each layer's atom
+        convolution (``cgcnn-angle-global`` exchanges its crystal state there)."""
         import dgl.function as fn
 
         atom_fea = self.embed_atoms(graph)
@@ -102,9 +108,11 @@ class CGCNNAngle(CGCNN):
             bond_fea = bond_conv(graph, bond_fea, angle_fea)  # (E, G)
             gated = atom_conv.gated_edges(graph, atom_fea, bond_fea)  # (E, 2F)
             atom_fea = atom_conv.aggregate(graph, atom_fea, gated)  # (N, F)
+            if after_layer is not None:
+                atom_fea = after_layer(layer, atom_fea)
             if layer < len(self.bond_updates):
                 bond_fea = F.softplus(bond_fea + self.bond_updates[layer](gated))
-        return mean_pool(graph, atom_fea)
+        return atom_fea
 
 
 GLOBAL_INPUTS = ("volume_per_atom", "density")
@@ -123,23 +131,16 @@ AMU_PER_CUBIC_ANGSTROM_IN_G_PER_CM3 = 1.66053906660
 """1 atomic mass unit per cubic angstrom, in g/cm^3."""
 
 
-@register_model(
-    "cgcnn-global",
-    config=CGCNNGlobalConfig,
-    description="""CGCNN with a global crystal state in the manner of MEGNet: a crystal node
-    joined to its atoms, (atom, in, crystal) and (crystal, has, atom), holds a learned state
-    started from optional global inputs (log volume per atom, log density). After every
-    convolution the state is updated from the mean of the atoms and fed back to every atom; the
-    head reads the pooled atoms and the state together.""",
-    paper="C. Chen, W. Ye, Y. Zuo, C. Zheng and S. P. Ong, Chem. Mater. 31, 3564 (2019) (MEGNet)",
-    graph_parts=("bond", "crystal"),
-)
-class CGCNNGlobal(CGCNN):
-    def __init__(self, config: CGCNNGlobalConfig, element_features, n_outputs: int = 1):
+class GlobalStateMixin:
+    """The crystal state of ``cgcnn-global``, for any variant whose config has the fields of
+    :class:`CGCNNGlobalConfig`: built by :meth:`init_global_state`, started by
+    :meth:`start_state` and exchanged with the atoms after a convolution by
+    :meth:`exchange_state`."""
+
+    def init_global_state(self, config: CGCNNGlobalConfig, element_features) -> None:
         unknown = set(config.global_inputs) - set(GLOBAL_INPUTS)
         if unknown:
             raise ValueError(f"unknown global inputs {sorted(unknown)}; known: {GLOBAL_INPUTS}")
-        super().__init__(config, element_features, n_outputs)
         from ase.data import atomic_masses
 
         self.register_buffer(
@@ -174,29 +175,86 @@ class CGCNNGlobal(CGCNN):
         }
         return torch.stack([values[name] for name in self.config.global_inputs], dim=1)
 
-    def encode(self, graph) -> torch.Tensor:
+    def start_state(self, graph) -> torch.Tensor:
+        """``(B, S)``: the state before the first convolution."""
+        if self.config.global_inputs:
+            return F.softplus(self.state_input(self.global_inputs(graph)))
+        return self.state_start.expand(graph.num_nodes(keys.CRYSTAL), -1)
+
+    def exchange_state(
+        self, graph, layer: int, atom_fea: torch.Tensor, state: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """After convolution ``layer``: every atom ``(N, F)`` receives its crystal's state
+        ``(B, S)``, then the state is updated from the mean of its atoms. Returns both."""
         import dgl.function as fn
 
+        with graph.local_scope():
+            graph.nodes[keys.CRYSTAL].data["push"] = self.state_to_atoms[layer](state)
+            graph.update_all(
+                fn.copy_u("push", "m"), fn.sum("m", "pushed"), etype=keys.CRYSTAL_HAS_ATOM
+            )
+            atom_fea = atom_fea + graph.nodes[keys.ATOM].data["pushed"]
+            graph.nodes[keys.ATOM].data["h"] = atom_fea
+            graph.update_all(
+                fn.copy_u("h", "m"), fn.mean("m", "pooled"), etype=keys.ATOM_IN_CRYSTAL
+            )
+            pooled = graph.nodes[keys.CRYSTAL].data["pooled"]
+        update = self.state_updates[layer](torch.cat([state, pooled], dim=1))
+        return atom_fea, F.softplus(state + update)
+
+
+@register_model(
+    "cgcnn-global",
+    config=CGCNNGlobalConfig,
+    description="""CGCNN with a global crystal state in the manner of MEGNet: a crystal node
+    joined to its atoms, (atom, in, crystal) and (crystal, has, atom), holds a learned state
+    started from optional global inputs (log volume per atom, log density). After every
+    convolution the state is updated from the mean of the atoms and fed back to every atom; the
+    head reads the pooled atoms and the state together.""",
+    paper="C. Chen, W. Ye, Y. Zuo, C. Zheng and S. P. Ong, Chem. Mater. 31, 3564 (2019) (MEGNet)",
+    graph_parts=("bond", "crystal"),
+)
+class CGCNNGlobal(GlobalStateMixin, CGCNN):
+    def __init__(self, config: CGCNNGlobalConfig, element_features, n_outputs: int = 1):
+        super().__init__(config, element_features, n_outputs)
+        self.init_global_state(config, element_features)
+
+    def encode(self, graph) -> torch.Tensor:
         atom_fea = self.embed_atoms(graph)
         bond_fea = self.expansion(graph.edges[keys.BOND].data[keys.DISTANCE])
-        if self.config.global_inputs:
-            state = F.softplus(self.state_input(self.global_inputs(graph)))  # (B, S)
-        else:
-            state = self.state_start.expand(graph.num_nodes(keys.CRYSTAL), -1)
-        for conv, to_atoms, update in zip(
-            self.convs, self.state_to_atoms, self.state_updates, strict=True
-        ):
+        state = self.start_state(graph)
+        for layer, conv in enumerate(self.convs):
             atom_fea = conv(graph, atom_fea, bond_fea)
-            with graph.local_scope():
-                graph.nodes[keys.CRYSTAL].data["push"] = to_atoms(state)
-                graph.update_all(
-                    fn.copy_u("push", "m"), fn.sum("m", "pushed"), etype=keys.CRYSTAL_HAS_ATOM
-                )
-                atom_fea = atom_fea + graph.nodes[keys.ATOM].data["pushed"]
-                graph.nodes[keys.ATOM].data["h"] = atom_fea
-                graph.update_all(
-                    fn.copy_u("h", "m"), fn.mean("m", "pooled"), etype=keys.ATOM_IN_CRYSTAL
-                )
-                pooled = graph.nodes[keys.CRYSTAL].data["pooled"]
-            state = F.softplus(state + update(torch.cat([state, pooled], dim=1)))
+            atom_fea, state = self.exchange_state(graph, layer, atom_fea, state)
+        return torch.cat([mean_pool(graph, atom_fea), state], dim=1)
+
+
+class CGCNNAngleGlobalConfig(CGCNNAngleConfig, CGCNNGlobalConfig):
+    """``cgcnn-angle`` with the crystal state of ``cgcnn-global``."""
+
+
+@register_model(
+    "cgcnn-angle-global",
+    config=CGCNNAngleGlobalConfig,
+    description="""Both additions at once: the bond-angle line graph of cgcnn-angle and the
+    crystal state of cgcnn-global. Each layer updates the bonds on the line graph, the atoms
+    from their bonds, then exchanges the crystal state with the atoms; the head reads the
+    pooled atoms and the state.""",
+    paper="ALIGNN (Choudhary & DeCost 2021) and MEGNet (Chen et al. 2019), on CGCNN",
+    graph_parts=("bond", "angle", "crystal"),
+)
+class CGCNNAngleGlobal(GlobalStateMixin, CGCNNAngle):
+    def __init__(self, config: CGCNNAngleGlobalConfig, element_features, n_outputs: int = 1):
+        super().__init__(config, element_features, n_outputs)
+        self.init_global_state(config, element_features)
+
+    def encode(self, graph) -> torch.Tensor:
+        state = self.start_state(graph)  # (B, S)
+
+        def exchange(layer: int, atom_fea: torch.Tensor) -> torch.Tensor:
+            nonlocal state
+            atom_fea, state = self.exchange_state(graph, layer, atom_fea, state)
+            return atom_fea
+
+        atom_fea = self.angle_layers(graph, exchange)  # (N, F)
         return torch.cat([mean_pool(graph, atom_fea), state], dim=1)

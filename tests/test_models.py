@@ -54,12 +54,13 @@ def variant(request):
 
 def test_registry_basics():
     assert {"cgcnn", "cgcnn-mt", "cgcnn-angle", "cgcnn-global"} <= set(list_models())
-    assert list_models("cgcnn-a*") == ["cgcnn-angle"]
+    assert list_models("cgcnn-a*") == ["cgcnn-angle", "cgcnn-angle-global"]
     assert list_models("nothing*") == []
     entry = get_model_entry("cgcnn")
     assert entry.graph_parts == ("bond",) and "Xie" in entry.paper
     assert get_model_entry("cgcnn-angle").graph_parts == ("bond", "angle")
     assert get_model_entry("cgcnn-global").graph_parts == ("bond", "crystal")
+    assert get_model_entry("cgcnn-angle-global").graph_parts == ("bond", "angle", "crystal")
     with pytest.raises(ValueError, match="already registered"):
         register_model("cgcnn", config=entry.config_class, description="x", paper="y")(object)
     with pytest.raises(ValueError, match="bogus"):
