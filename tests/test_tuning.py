@@ -20,7 +20,8 @@ import yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from tuning.space import SPACES_DIR, load_space
+from models import list_models
+from tuning.space import SPACES_DIR, default_space_path, load_space
 from tuning.storage import OUTPUT_ATTR, OWNER_ATTR, RESUME_ATTR, open_storage
 from tuning.study import StudySpec, run_study
 from zoo import tracking
@@ -49,9 +50,7 @@ def runs_of(study: str) -> list:
 
 @pytest.mark.parametrize("path", sorted(SPACES_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_bundled_spaces_are_valid_configs(path):
-    model = next(
-        m for m in ("cgcnn-angle", "cgcnn-global", "cgcnn-mt", "cgcnn") if path.stem.startswith(m)
-    )
+    model = max((m for m in list_models() if path.stem.startswith(m)), key=len)
     targets = ["shear", "bulk"] if model == "cgcnn-mt" else [path.stem.split("-")[-1]]
     if targets[0] not in ("shear", "bulk"):
         targets = ["shear"]
@@ -64,6 +63,11 @@ def test_bundled_spaces_are_valid_configs(path):
         assert values["architecture.gaussian_dmax"] == values["graph.radius"]
     # a finished trial's stored parameters give back the same config values
     assert space.values_of(trial.params) == values
+
+
+@pytest.mark.parametrize("model", list_models())
+def test_every_variant_has_a_bundled_space(model):
+    assert default_space_path(model, ["shear"]).stem.startswith(model)
 
 
 def test_list_valued_choices_round_trip_through_optuna(demo):
