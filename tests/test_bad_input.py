@@ -156,8 +156,11 @@ def test_shipped_configs_are_valid_and_the_zoo_config_is_the_default():
     heads = {"per_target_heads": True, "loss_weighting": "learned"}
     angle_multitask = {"model": "cgcnn-angle", "targets": ["shear", "bulk"], "architecture": heads}
     assert load_config(configs / "cgcnn-angle-mt.yaml") == load_config(None, angle_multitask)
+    both_multitask = {**angle_multitask, "model": "cgcnn-angle-global"}
+    assert load_config(configs / "cgcnn-angle-global-mt.yaml") == load_config(None, both_multitask)
     assert {path.name for path in configs.glob("*.yaml")} == {
         "cgcnn-zoo.yaml",
         "cgcnn-original.yaml",
         "cgcnn-angle-mt.yaml",
+        "cgcnn-angle-global-mt.yaml",
     }
