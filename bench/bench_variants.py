@@ -182,6 +182,22 @@ def check_targets(table: list[dict]) -> None:
             f"{single:.1f} min for the single-target cgcnn runs "
             f"({100 * multitask['minutes'] / single:.0f}%)"
         )
+    print("\nevery multitask model against the same variant trained once per target")
+    for row in table:
+        if not row["label"].endswith(" (both)"):
+            continue
+        model = row["label"].removesuffix(" (both)")
+        alone = model if model != "cgcnn-mt" else "cgcnn"
+        single = {r["target"]: r for r in table if r["label"] == alone}
+        if row["target"] not in single:
+            continue
+        base = single[row["target"]]
+        change = row["mae_log10"] / base["mae_log10"] - 1
+        line = f"  {row['label']:28s} {row['target']:5s} {100 * change:+6.1f}% vs {alone}"
+        if row["target"] == row["targets"][0]:
+            alone_minutes = sum(single[t]["minutes"] for t in row["targets"] if t in single)
+            line += f"; time {100 * row['minutes'] / alone_minutes:.0f}% of {alone}'s runs"
+        print(line)
 
 
 def main():
