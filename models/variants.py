@@ -240,7 +240,8 @@ class CGCNNAngleGlobalConfig(CGCNNAngleConfig, CGCNNGlobalConfig):
     crystal state of cgcnn-global. Each layer updates the bonds on the line graph, the atoms
     from their bonds, then exchanges the crystal state with the atoms; the head reads the
     pooled atoms and the state.""",
-    paper="ALIGNN (Choudhary & DeCost 2021) and MEGNet (Chen et al. 2019), on CGCNN",
+    paper="K. Choudhary and B. DeCost, npj Comput. Mater. 7, 185 (2021) (ALIGNN); C. Chen et "
+    "al., Chem. Mater. 31, 3564 (2019) (MEGNet)",
     graph_parts=("bond", "angle", "crystal"),
 )
 class CGCNNAngleGlobal(GlobalStateMixin, CGCNNAngle):
