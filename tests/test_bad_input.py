@@ -164,3 +164,17 @@ def test_shipped_configs_are_valid_and_the_zoo_config_is_the_default():
         "cgcnn-angle-mt.yaml",
         "cgcnn-angle-global-mt.yaml",
     }
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_leftovers(tmp_path):
+    from zoo.files import atomic_write
+
+    target = tmp_path / "model.zoo.pt"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt), atomic_write(target) as partial:
+        partial.write_text("half of the new")
+        raise KeyboardInterrupt
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
+    with atomic_write(target) as partial:
+        partial.write_text("new")
+    assert target.read_text() == "new" and [p.name for p in tmp_path.iterdir()] == [target.name]

@@ -17,6 +17,7 @@ import torch
 
 from models import create_model, get_model_entry, resolve_config
 from zoo.elements import ElementTable
+from zoo.files import atomic_write
 from zoo.graphs import GraphSettings
 from zoo.transforms import TargetTransform
 from zoo.versions import package_versions
@@ -81,9 +82,8 @@ class ModelBundle:
             "metrics": self.metrics,
             "versions": dict(self.versions),
         }
-        partial = path.with_name(path.name + ".part")
-        torch.save(payload, partial)
-        partial.replace(path)
+        with atomic_write(path) as partial:
+            torch.save(payload, partial)
         return path
 
 

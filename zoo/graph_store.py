@@ -17,7 +17,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tqdm import tqdm
 import zoo._backend  # noqa: F401
 from zoo import keys
 from zoo.errors import BadInputError, SkipReport
+from zoo.files import atomic_write
 from zoo.graphs import GraphSettings, neighbor_arrays, structure_fingerprint
 
 PARALLEL_THRESHOLD = 500
@@ -385,32 +385,20 @@ def _load_cached(cache: Path, key: str, settings: GraphSettings):
 
 
 def _save_cached(cache: Path, key: str, store: GraphStore, skipped: SkipReport) -> None:
-    """Write the graphs and their index, each to a temporary file of its own that then replaces
-    the cached one, so that two processes building the same graphs at once (``--parallel``
-    benchmark runs, two ``zoo train`` started together) never read or move each other's
-    half-written files."""
+    """Write the graphs, then their index, each with :func:`zoo.files.atomic_write`, so that
+    two processes building the same graphs at once (``--parallel`` benchmark runs, two
+    ``zoo train`` started together) never read or move each other's half-written files."""
     cache.mkdir(parents=True, exist_ok=True)
     graph_path, index_path = _paths(cache, key)
-    partial, partial_index = _temporary_path(graph_path), _temporary_path(index_path)
-    try:
+    with atomic_write(graph_path) as partial:
         store.save(partial)
-        index = {
-            "key": key,
-            "sha256": _file_digest(partial),
-            "settings": store.settings.model_dump(),
-            "ids": store.ids,
-            "skipped": skipped.items,
-        }
-        partial_index.write_text(json.dumps(index))
-        os.replace(partial, graph_path)
-        os.replace(partial_index, index_path)
-    finally:
-        partial.unlink(missing_ok=True)
-        partial_index.unlink(missing_ok=True)
-
-
-def _temporary_path(path: Path) -> Path:
-    """A new empty file next to ``path``, named after it and unique to this writer."""
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".part")
-    os.close(handle)
-    return Path(name)
+        digest = _file_digest(partial)
+    index = {
+        "key": key,
+        "sha256": digest,
+        "settings": store.settings.model_dump(),
+        "ids": store.ids,
+        "skipped": skipped.items,
+    }
+    with atomic_write(index_path) as partial:
+        partial.write_text(json.dumps(index))

@@ -37,6 +37,7 @@ from zoo.config import TrainConfig, flatten
 from zoo.dataset import Dataset
 from zoo.elements import generate_element_table, read_element_table
 from zoo.errors import SkipReport
+from zoo.files import atomic_write
 from zoo.graph_store import GraphStore
 from zoo.metrics import modulus_metrics
 from zoo.predict import predict_normalised, usable_graphs
@@ -266,9 +267,8 @@ def _stop_if_requested(request: dict) -> None:
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    partial = path.with_name(path.name + ".part")
-    torch.save(state, partial)
-    partial.replace(path)
+    with atomic_write(path) as partial:
+        torch.save(state, partial)
 
 
 def _new_output_dir(config: TrainConfig) -> Path:

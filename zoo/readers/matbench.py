@@ -16,6 +16,7 @@ from pathlib import Path
 from pymatgen.core import Structure
 
 from zoo.dataset import Dataset, DatasetBuilder
+from zoo.files import atomic_write
 
 MATBENCH_URL = "https://ml.materialsproject.org/projects/{task}.json.gz"
 """Canonical location matminer downloads the Matbench v0.1 files from."""
@@ -93,13 +94,13 @@ def download_matbench(task: str, cache_dir: str | Path | None = None, timeout: f
     if target.exists():
         return target
     url = MATBENCH_URL.format(task=task)
-    partial = target.with_suffix(".part")
     try:
         with requests.get(url, stream=True, timeout=timeout) as response:
             response.raise_for_status()
             cache.mkdir(parents=True, exist_ok=True)
             total = int(response.headers.get("content-length", 0)) or None
             with (
+                atomic_write(target) as partial,
                 open(partial, "wb") as handle,
                 tqdm(total=total, unit="B", unit_scale=True, desc=f"download {task}") as bar,
             ):
@@ -107,10 +108,8 @@ def download_matbench(task: str, cache_dir: str | Path | None = None, timeout: f
                     handle.write(chunk)
                     bar.update(len(chunk))
     except requests.RequestException as error:
-        partial.unlink(missing_ok=True)
         raise RuntimeError(
             f"cannot download {url} ({error.__class__.__name__}). Without a network, download "
             f"the file elsewhere and put it at {target} (or set ZOO_DATA_DIR)."
         ) from error
-    partial.rename(target)
     return target
