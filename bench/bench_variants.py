@@ -8,7 +8,7 @@ the table gives mean and standard deviation over seeds. Runs go ``--parallel`` a
 in a fresh process on ``2 // parallel`` threads. Also measures the size of the bond-angle line
 graph, and checks the issue's two targets from the measured means.
 
-    python bench/bench_variants.py                       # everything (about 2 h 20 min)
+    python bench/bench_variants.py                       # everything (60 runs, about 3 h 50 min)
     python bench/bench_variants.py --models cgcnn,cgcnn-angle --targets shear --seeds 1
     python bench/bench_variants.py --models cgcnn-mt --multitask "" --update
     python bench/bench_variants.py --seeds 5 --resume

@@ -133,11 +133,12 @@ AMU_PER_CUBIC_ANGSTROM_IN_G_PER_CM3 = 1.66053906660
 
 class GlobalStateMixin:
     """The crystal state of ``cgcnn-global``, for any variant whose config has the fields of
-    :class:`CGCNNGlobalConfig`: built by :meth:`init_global_state`, started by
-    :meth:`start_state` and exchanged with the atoms after a convolution by
-    :meth:`exchange_state`."""
+    :class:`CGCNNGlobalConfig` (list the mixin before the variant's model class): built after
+    the variant's own layers, started by :meth:`start_state` and exchanged with the atoms after
+    a convolution by :meth:`exchange_state`."""
 
-    def init_global_state(self, config: CGCNNGlobalConfig, element_features) -> None:
+    def __init__(self, config: CGCNNGlobalConfig, element_features, n_outputs: int = 1):
+        super().__init__(config, element_features, n_outputs)
         unknown = set(config.global_inputs) - set(GLOBAL_INPUTS)
         if unknown:
             raise ValueError(f"unknown global inputs {sorted(unknown)}; known: {GLOBAL_INPUTS}")
@@ -215,10 +216,6 @@ class GlobalStateMixin:
     graph_parts=("bond", "crystal"),
 )
 class CGCNNGlobal(GlobalStateMixin, CGCNN):
-    def __init__(self, config: CGCNNGlobalConfig, element_features, n_outputs: int = 1):
-        super().__init__(config, element_features, n_outputs)
-        self.init_global_state(config, element_features)
-
     def encode(self, graph) -> torch.Tensor:
         atom_fea = self.embed_atoms(graph)
         bond_fea = self.expansion(graph.edges[keys.BOND].data[keys.DISTANCE])
@@ -245,10 +242,6 @@ class CGCNNAngleGlobalConfig(CGCNNAngleConfig, CGCNNGlobalConfig):
     graph_parts=("bond", "angle", "crystal"),
 )
 class CGCNNAngleGlobal(GlobalStateMixin, CGCNNAngle):
-    def __init__(self, config: CGCNNAngleGlobalConfig, element_features, n_outputs: int = 1):
-        super().__init__(config, element_features, n_outputs)
-        self.init_global_state(config, element_features)
-
     def encode(self, graph) -> torch.Tensor:
         state = self.start_state(graph)  # (B, S)
 
