@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import resource
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ def _child(config_path, overrides, queue):
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "parameters": count_parameters(load_bundle(result.bundle_path).build_model()),
         "run_id": result.run_id,
+        "output_dir": os.path.relpath(result.output_dir, ROOT),
         "finished": datetime.now().isoformat(timespec="minutes"),
     }
     for target in config.targets:

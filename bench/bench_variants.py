@@ -153,10 +153,51 @@ def print_table(table: list[dict]) -> None:
         )
 
 
-def check_targets(table: list[dict]) -> None:
-    """The issue's targets, from the means: best variant -10% per target; cgcnn-mt vs cgcnn."""
+def predictions_on_test(rows: list[dict], label: str, target: str):
+    """The test crystals' true log10 moduli ``(N,)`` and a group's predictions ``(S, N)``, one
+    row per seed, read from each run's ``predictions.csv``; None when a run's file is gone."""
+    import numpy as np
+    import pandas as pd
+
+    runs = sorted(
+        (r for r in rows if r["label"] == label and target in r["targets"]),
+        key=lambda r: r["seed"],
+    )
+    true, predictions = None, []
+    for run in runs:
+        path = ROOT / run.get("output_dir", "-") / "predictions.csv"
+        if not path.is_file():
+            return None
+        frame = pd.read_csv(path)
+        frame = frame[frame["split"] == "test"].sort_values("id")
+        true = np.log10(frame[f"{target}_true_gpa"].to_numpy())
+        predictions.append(np.log10(frame[f"{target}_pred_gpa"].to_numpy()))
+    return true, np.stack(predictions)
+
+
+def uncertainty(rows: list[dict], base: str, other: str, target: str) -> str:
+    """The 95% bootstrap interval of the change of ``other``'s test MAE against ``base``'s
+    (test crystals and seeds resampled), or why there is none."""
+    from zoo.metrics import relative_mae_change
+
+    first, second = (
+        predictions_on_test(rows, base, target),
+        predictions_on_test(rows, other, target),
+    )
+    if first is None or second is None:
+        return "no interval: a run's predictions.csv is missing"
+    (true, base_predictions), (other_true, other_predictions) = first, second
+    if len(true) != len(other_true) or not (true == other_true).all():
+        return "no interval: the two groups were tested on different crystals"
+    return relative_mae_change(true, base_predictions, other_predictions).interval()
+
+
+def check_targets(table: list[dict], rows: list[dict]) -> None:
+    """The issue's targets, from the means: best variant -10% per target; cgcnn-mt vs cgcnn.
+    Each comparison also gets the bootstrap interval of the change (zoo.metrics), to show
+    whether the test set and the seeds can tell the two apart."""
     cgcnn = {row["target"]: row for row in table if row["label"] == "cgcnn"}
-    print("\ntargets (means over seeds)")
+    print("\ntargets (means over seeds; 95% intervals over test crystals and seeds)")
     for target, base in cgcnn.items():
         others = [r for r in table if r["target"] == target and r["label"] != "cgcnn"]
         if others:
@@ -166,13 +207,15 @@ def check_targets(table: list[dict]) -> None:
             print(
                 f"  {target}: best {best['label']} {best['mae_log10']:.5f} vs cgcnn "
                 f"{base['mae_log10']:.5f}, {100 * change:+.2f}% (10% lower: "
-                f"{0.9 * base['mae_log10']:.5f}; {verdict})"
+                f"{0.9 * base['mae_log10']:.5f}; {verdict}); "
+                + uncertainty(rows, "cgcnn", best["label"], target)
             )
         for row in (r for r in others if r["label"] == "cgcnn-mt (both)"):
             verdict = "met" if row["mae_log10"] <= base["mae_log10"] else "not met"
             print(
                 f"  {target}: cgcnn-mt {row['mae_log10']:.5f} vs cgcnn "
-                f"{base['mae_log10']:.5f} ({verdict})"
+                f"{base['mae_log10']:.5f} ({verdict}); "
+                + uncertainty(rows, "cgcnn", row["label"], target)
             )
     multitask = next((r for r in table if r["label"] == "cgcnn-mt (both)"), None)
     if multitask and all(t in cgcnn for t in multitask["targets"]):
@@ -191,9 +234,11 @@ def check_targets(table: list[dict]) -> None:
         single = {r["target"]: r for r in table if r["label"] == alone}
         if row["target"] not in single:
             continue
-        base = single[row["target"]]
-        change = row["mae_log10"] / base["mae_log10"] - 1
-        line = f"  {row['label']:28s} {row['target']:5s} {100 * change:+6.1f}% vs {alone}"
+        change = row["mae_log10"] / single[row["target"]]["mae_log10"] - 1
+        line = (
+            f"  {row['label']:28s} {row['target']:5s} {100 * change:+6.1f}% vs {alone} "
+            f"({uncertainty(rows, alone, row['label'], row['target'])})"
+        )
         if row["target"] == row["targets"][0]:
             alone_minutes = sum(single[t]["minutes"] for t in row["targets"] if t in single)
             line += f"; time {100 * row['minutes'] / alone_minutes:.0f}% of {alone}'s runs"
@@ -258,7 +303,7 @@ def main():
     rows = keep + train_many(CONFIG, jobs, args.parallel, RESULTS / "variants.json", keep)
     table = summarise(rows)
     print_table(table)
-    check_targets(table)
+    check_targets(table, rows)
 
 
 if __name__ == "__main__":
