@@ -11,8 +11,8 @@ from zoo.bundle import bundle_from_model, load_bundle
 from zoo.elements import generate_element_table
 from zoo.graph_store import build_store
 from zoo.graphs import GraphSettings
+from zoo.losses import per_target_losses
 from zoo.predict import predict_structures
-from zoo.training import per_target_losses
 from zoo.transforms import TargetTransform
 
 

@@ -59,6 +59,12 @@ class TrainConfig(_Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     loss: Literal["mse", "l1", "huber"] = "l1"
+    task_gradients: Literal["sum", "pcgrad"] = Field(
+        "sum",
+        description="multitask runs: how the targets' gradients reach the shared trunk; sum "
+        "(backpropagate the weighted loss) or pcgrad (per crystal, the part of each target's "
+        "gradient on the pooled features that opposes another's is removed)",
+    )
     epochs: int = Field(150, ge=1)
     batch_size: int = Field(64, ge=2)
     patience: int | None = Field(

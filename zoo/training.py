@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 import yaml
 from tqdm import tqdm
 
@@ -39,6 +38,7 @@ from zoo.elements import generate_element_table, read_element_table
 from zoo.errors import SkipReport
 from zoo.files import atomic_write
 from zoo.graph_store import GraphStore
+from zoo.losses import backward_multitask
 from zoo.metrics import modulus_metrics
 from zoo.predict import predict_normalised, usable_graphs
 from zoo.readers import read_dataset
@@ -144,31 +144,6 @@ def prepare_data(
     if not config.evaluate_test:
         split = Split(split.train, split.val, split.test[:0])
     return PreparedData(store, targets, split, table, skipped, dataset.source)
-
-
-def per_target_losses(
-    pred: torch.Tensor, true: torch.Tensor, kind: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Loss of each target over the entries of ``(B, T)`` that have it (NaN = missing).
-
-    Returns the losses ``(T,)`` (0 for a target absent from the batch) and which targets are
-    present, bool ``(T,)``.
-    """
-    losses = []
-    present = ~torch.isnan(true)
-    for column in range(true.shape[1]):
-        mask = present[:, column]
-        if not mask.any():
-            losses.append(pred.new_zeros(()))
-            continue
-        p, t = pred[mask, column], true[mask, column]
-        if kind == "mse":
-            losses.append(F.mse_loss(p, t))
-        elif kind == "l1":
-            losses.append(F.l1_loss(p, t))
-        else:
-            losses.append(F.huber_loss(p, t, delta=1.0))
-    return torch.stack(losses), present.any(dim=0).float()
 
 
 def ema_with_warmup(decay: float):
@@ -435,10 +410,10 @@ def train(
                     if len(batch) < 2:  # batch norm needs two crystals
                         continue
                     truth = train_targets[batch]
-                    pred = model(train_store.batch(batch))
-                    loss = model.combine_losses(*per_target_losses(pred, truth, config.loss))
                     optimizer.zero_grad()
-                    loss.backward()
+                    pred, loss = backward_multitask(
+                        model, train_store.batch(batch), truth, config.loss, config.task_gradients
+                    )
                     optimizer.step()
                     scheduler.step()
                     if averaged is not None:
