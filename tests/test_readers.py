@@ -9,7 +9,13 @@ import pytest
 
 from tests.conftest import DEV_SET, DEV_SPLIT, SHARED, needs_shared
 from zoo.readers import read_dataset
-from zoo.splits import random_split, read_split_file, write_split_file
+from zoo.splits import (
+    fold_split,
+    kfold_assignment,
+    random_split,
+    read_split_file,
+    write_split_file,
+)
 
 
 def same_structures(a, b, tol=1e-6):
@@ -161,3 +167,32 @@ def test_split_file_round_trip_and_random_split(tmp_path):
     )
     with pytest.raises(ValueError, match="no split"):
         read_split_file(tmp_path / "split.csv", [*ids, "extra"])
+
+
+def test_kfold_assignment_and_fold_split():
+    assignment = kfold_assignment(23, folds=5, seed=7)
+    assert sorted(np.bincount(assignment).tolist()) == [4, 4, 5, 5, 5]
+    assert np.array_equal(kfold_assignment(23, folds=5, seed=7), assignment)
+    split = fold_split(assignment, 2, val_fraction=0.1, seed=1)
+    assert np.array_equal(split.test, np.flatnonzero(assignment == 2))
+    assert len(split.val) == 2 and len(split.train) == 23 - len(split.test) - 2
+    together = np.concatenate([split.train, split.val, split.test])
+    assert sorted(together.tolist()) == list(range(23))
+    with pytest.raises(ValueError, match="fold 5 has no entries"):
+        fold_split(assignment, 5, val_fraction=0.1)
+    with pytest.raises(ValueError, match="cannot make 5 folds"):
+        kfold_assignment(3)
+
+
+@pytest.mark.skipif(
+    not (SHARED / "data" / "matbench").is_dir(), reason=f"Matbench tables not found in {SHARED}"
+)
+@pytest.mark.parametrize("task", ["gvrh", "kvrh"])
+def test_kfold_assignment_is_matbench_rule(task):
+    # the official test fold of every one of the 10,987 rows, from Matbench's own result files
+    # (../shared/data/matbench/leaderboard_predictions_log_*.csv, column test_fold)
+    path = SHARED / "data" / "matbench" / f"leaderboard_predictions_log_{task}.csv"
+    with open(path, newline="") as handle:
+        official = np.array([int(row["test_fold"]) for row in csv.DictReader(handle)])
+    assert len(official) == 10987
+    assert np.array_equal(kfold_assignment(len(official)), official)

@@ -75,3 +75,40 @@ def write_split_file(path: str | Path, ids: list[str], split: Split) -> None:
         for name in SPLITS:
             for index in getattr(split, name):
                 writer.writerow([ids[index], name])
+
+
+MATBENCH_FOLD_SEED = 18012019
+"""``random_state`` of Matbench v0.1's ``KFold(n_splits=5, shuffle=True)`` over its rows."""
+
+
+def kfold_assignment(n: int, folds: int = 5, seed: int = MATBENCH_FOLD_SEED) -> np.ndarray:
+    """Test fold of each of ``n`` entries in their given order, int64 ``(n,)`` in
+    ``0 .. folds-1``: scikit-learn's ``KFold(folds, shuffle=True, random_state=seed)``, which
+    with the defaults is Matbench v0.1's rule (the same folds as its official tables)."""
+    from sklearn.model_selection import KFold
+
+    if folds < 2 or n < folds:
+        raise ValueError(f"{n} entries cannot make {folds} folds")
+    assignment = np.empty(n, dtype=np.int64)
+    splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    for fold, (_, test) in enumerate(splitter.split(np.arange(n))):
+        assignment[test] = fold
+    return assignment
+
+
+def fold_split(assignment: np.ndarray, fold: int, val_fraction: float, seed: int = 0) -> Split:
+    """Test = the entries of ``fold``; of the others a seeded random ``val_fraction`` is the
+    validation set (for the best-epoch choice) and the rest is trained on."""
+    assignment = np.asarray(assignment)
+    if fold not in set(assignment.tolist()):
+        raise ValueError(f"fold {fold} has no entries (folds: {sorted(set(assignment.tolist()))})")
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction {val_fraction} must be in [0, 1)")
+    rest = np.flatnonzero(assignment != fold)
+    shuffled = np.random.default_rng(seed).permutation(rest)
+    n_val = int(round(val_fraction * len(rest)))
+    return Split(
+        train=np.sort(shuffled[n_val:]),
+        val=np.sort(shuffled[:n_val]),
+        test=np.flatnonzero(assignment == fold),
+    )
