@@ -153,43 +153,24 @@ def print_table(table: list[dict]) -> None:
         )
 
 
-def predictions_on_test(rows: list[dict], label: str, target: str):
-    """The test crystals' true log10 moduli ``(N,)`` and a group's predictions ``(S, N)``, one
-    row per seed, read from each run's ``predictions.csv``; None when a run's file is gone."""
-    import numpy as np
-    import pandas as pd
-
-    runs = sorted(
-        (r for r in rows if r["label"] == label and target in r["targets"]),
-        key=lambda r: r["seed"],
-    )
-    true, predictions = None, []
-    for run in runs:
-        path = ROOT / run.get("output_dir", "-") / "predictions.csv"
-        if not path.is_file():
-            return None
-        frame = pd.read_csv(path)
-        frame = frame[frame["split"] == "test"].sort_values("id")
-        true = np.log10(frame[f"{target}_true_gpa"].to_numpy())
-        predictions.append(np.log10(frame[f"{target}_pred_gpa"].to_numpy()))
-    return true, np.stack(predictions)
-
-
 def uncertainty(rows: list[dict], base: str, other: str, target: str) -> str:
     """The 95% bootstrap interval of the change of ``other``'s test MAE against ``base``'s
-    (test crystals and seeds resampled), or why there is none."""
-    from zoo.metrics import relative_mae_change
+    (test crystals and seeds resampled, zoo.compare), or why there is none."""
+    from zoo.compare import compare_runs
 
-    first, second = (
-        predictions_on_test(rows, base, target),
-        predictions_on_test(rows, other, target),
-    )
-    if first is None or second is None:
-        return "no interval: a run's predictions.csv is missing"
-    (true, base_predictions), (other_true, other_predictions) = first, second
-    if len(true) != len(other_true) or not (true == other_true).all():
-        return "no interval: the two groups were tested on different crystals"
-    return relative_mae_change(true, base_predictions, other_predictions).interval()
+    folders = [
+        [
+            ROOT / r.get("output_dir", "-")
+            for r in rows
+            if r["label"] == label and target in r["targets"]
+        ]
+        for label in (base, other)
+    ]
+    try:
+        (comparison,) = compare_runs(*folders, [target])
+    except (FileNotFoundError, ValueError) as error:
+        return f"no interval: {error}"
+    return comparison.change.interval()
 
 
 def check_targets(table: list[dict], rows: list[dict]) -> None:

@@ -61,6 +61,14 @@ def test_zoo_train_logs_run_metrics_and_artifacts(isolated, demo, capsys):
     predictions = pd.read_csv(isolated / "runs" / "e2e" / "predictions.csv")
     assert len(predictions) == 53 and set(predictions["split"]) == {"train", "val", "test"}
 
+    # zoo compare reads the run folder as training wrote it (a run against itself: no change)
+    run_folder = str(isolated / "runs" / "e2e")
+    capsys.readouterr()
+    assert main(["compare", "--base", run_folder, "--other", run_folder]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.split()[:2] == ["shear", str((predictions["split"] == "test").sum())]
+    assert line.endswith("+0.0% (95% interval +0.0% to +0.0%)")
+
     # zoo predict on a folder of CIFs gives the numbers of the training process
     folder = isolated / "cifs"
     folder.mkdir()

@@ -177,6 +177,24 @@ def cmd_models(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from zoo.compare import compare_runs
+
+    targets = args.target.split(",") if args.target else None
+    comparisons = compare_runs(args.base, args.other, targets, args.split, args.resamples)
+    print(
+        f"{len(args.other)} run(s) against {len(args.base)} base run(s), {args.split} split, "
+        "MAE in log10 GPa (mean over each group's runs); interval: crystals and runs resampled"
+    )
+    print(f"{'target':8s} {'crystals':>8s} {'base':>8s} {'other':>8s}  change")
+    for item in comparisons:
+        print(
+            f"{item.target:8s} {item.crystals:8d} {item.base_mae:8.4f} {item.other_mae:8.4f}  "
+            f"{item.change.describe()}"
+        )
+    return 0
+
+
 def cmd_ui(args) -> int:
     import subprocess
 
@@ -279,6 +297,16 @@ def build_parser() -> argparse.ArgumentParser:
     models = sub.add_parser("models", help="list registered model variants")
     models.add_argument("pattern", nargs="?", default="*")
     models.set_defaults(func=cmd_models)
+
+    compare = sub.add_parser(
+        "compare", help="test MAE of two groups of runs, with a bootstrap interval of the change"
+    )
+    compare.add_argument("--base", nargs="+", required=True, help="run folders (one per seed)")
+    compare.add_argument("--other", nargs="+", required=True, help="run folders to compare")
+    compare.add_argument("--target", help="shear, bulk or shear,bulk (default: all in common)")
+    compare.add_argument("--split", default="test", choices=["train", "val", "test"])
+    compare.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
+    compare.set_defaults(func=cmd_compare)
 
     ui = sub.add_parser("ui", help="serve the MLflow UI on the zoo's runs")
     ui.add_argument("--host", default="127.0.0.1")
