@@ -103,3 +103,24 @@ def train_many(
             finished = [*(keep or []), *(row for row in rows if row)]
             save_to.write_text(json.dumps(finished, indent=2))
     return rows
+
+
+def run_key(row: dict) -> tuple:
+    """What makes a run (a planned job or a measured row) the same run: group, targets, seed."""
+    return row["label"], tuple(row["targets"]), row["seed"]
+
+
+def earlier_rows(saved: Path, jobs: list[dict], update: bool) -> tuple[list[dict], list[dict]]:
+    """The rows of ``saved`` to keep and the jobs still to train. ``update``: re-train the
+    planned groups (label and targets), keep every other row; otherwise keep every row and
+    train only the jobs without one (an interrupted benchmark, or more seeds)."""
+    earlier = json.loads(saved.read_text()) if saved.exists() else []
+    if update:
+        rerun = {run_key(job)[:2] for job in jobs}
+        keep = [row for row in earlier if run_key(row)[:2] not in rerun]
+    else:
+        keep = earlier
+        done = {run_key(row) for row in earlier}
+        jobs = [job for job in jobs if run_key(job) not in done]
+    print(f"kept {len(keep)} earlier rows; {len(jobs)} runs to train", flush=True)
+    return keep, jobs

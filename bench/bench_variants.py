@@ -26,7 +26,7 @@ import argparse
 import json
 import statistics
 
-from _common import DEV_SET, RESULTS, ROOT, train_many
+from _common import DEV_SET, RESULTS, ROOT, earlier_rows, train_many
 
 CONFIG = ROOT / "configs" / "cgcnn-zoo.yaml"
 
@@ -87,11 +87,6 @@ def plan(models: list[str], multitask: list[str], targets: list[str], seeds: int
         for label, overrides in groups
         for seed in range(seeds)
     ]
-
-
-def run_key(row: dict) -> tuple:
-    """What makes a run (a planned job or a measured row) the same run: group, targets, seed."""
-    return row["label"], tuple(row["targets"]), row["seed"]
 
 
 def summarise(rows: list[dict]) -> list[dict]:
@@ -271,16 +266,8 @@ def main():
     if args.epochs:
         jobs = [{**job, "epochs": args.epochs} for job in jobs]
     keep = []
-    if (args.update or args.resume) and (RESULTS / "variants.json").exists():
-        earlier = json.loads((RESULTS / "variants.json").read_text())
-        if args.update:
-            rerun = {run_key(job)[:2] for job in jobs}
-            keep = [row for row in earlier if run_key(row)[:2] not in rerun]
-        else:
-            keep = earlier
-            done = {run_key(row) for row in earlier}
-            jobs = [job for job in jobs if run_key(job) not in done]
-        print(f"kept {len(keep)} earlier rows; {len(jobs)} runs to train", flush=True)
+    if args.update or args.resume:
+        keep, jobs = earlier_rows(RESULTS / "variants.json", jobs, update=args.update)
     rows = keep + train_many(CONFIG, jobs, args.parallel, RESULTS / "variants.json", keep)
     table = summarise(rows)
     print_table(table)
