@@ -12,6 +12,7 @@ import pandas as pd
 from zoo.metrics import MaeChange, relative_mae_change
 
 PREDICTIONS_FILE = "predictions.csv"
+"""Written by :func:`zoo.training.train` into every run folder, read here."""
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from models import count_parameters, create_model
 from models.layers import element_feature_tensor
 from zoo import plots, tracking
 from zoo.bundle import BUNDLE_SUFFIX, bundle_from_model
+from zoo.compare import PREDICTIONS_FILE
 from zoo.config import TrainConfig, flatten
 from zoo.dataset import Dataset
 from zoo.elements import generate_element_table, read_element_table
@@ -518,7 +519,7 @@ def train(
             frame[f"{target}_pred_gpa"] = 10.0 ** pred[:, column]
         frames.append(frame)
     predictions = pd.concat(frames, ignore_index=True)
-    predictions.to_csv(output_dir / "predictions.csv", index=False)
+    predictions.to_csv(output_dir / PREDICTIONS_FILE, index=False)
     pd.DataFrame(history).to_csv(output_dir / "history.csv", index=False)
     pictures = [plots.learning_curve(history, config.targets, output_dir / "learning_curve.png")]
     for target in config.targets:
@@ -552,7 +553,7 @@ def train(
         )
         for path in [
             *pictures,
-            output_dir / "predictions.csv",
+            output_dir / PREDICTIONS_FILE,
             output_dir / "history.csv",
             output_dir / "metrics.json",
         ]:
