@@ -20,7 +20,7 @@ Two data sets (``--data``):
   targets of an entry are written to one JSON records file under ``bench/results`` (ids
   ``mb-<row + 1>``; moduli in GPa) so that ``cgcnn-mt`` can train on them together.
 
-    python bench/bench_multitask_cv.py --seeds 2                        # 30 runs, about an hour
+    python bench/bench_multitask_cv.py --seeds 3                        # 45 runs, about 95 minutes
     python bench/bench_multitask_cv.py --seeds 2 --data matbench-subset # 30 runs, 45 minutes
 
 Every finished run is kept in ``bench/results/multitask_cv.json`` (``--data dev``) or
