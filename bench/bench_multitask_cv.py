@@ -64,6 +64,7 @@ def dev_folds():
 def matbench_subset_folds():
     """A records file of the Matbench subset with both targets, and each entry's official
     test fold (the fold rule over all rows of the official table)."""
+    from zoo.files import atomic_write
     from zoo.readers.matbench import load_json
     from zoo.splits import kfold_assignment
 
@@ -90,7 +91,7 @@ def matbench_subset_folds():
         )
     path = RESULTS / SETUPS["matbench-subset"][0] / "matbench_subset_both.json.gz"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wt") as handle:
+    with atomic_write(path) as partial, gzip.open(partial, "wt") as handle:
         json.dump(records, handle)
     return path, ids, kfold_assignment(table_rows, FOLDS)[shear["index"]]
 

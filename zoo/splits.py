@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.files import atomic_write
+
 SPLITS = ("train", "val", "test")
 
 
@@ -69,7 +71,9 @@ def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> Sp
 
 
 def write_split_file(path: str | Path, ids: list[str], split: Split) -> None:
-    with open(path, "w", newline="") as handle:
+    """Write ``split`` as ``id,split`` rows, atomically (a run reading the file meanwhile
+    sees the old file or the new one, never half of one)."""
+    with atomic_write(path) as partial, open(partial, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "split"])
         for name in SPLITS:
