@@ -18,7 +18,7 @@ from zoo.cli import main
 from zoo.config import load_config
 from zoo.predict import predict_structures
 from zoo.tracking import tracking_uri
-from zoo.training import train
+from zoo.training import target_score, train
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +89,28 @@ def test_zoo_train_logs_run_metrics_and_artifacts(isolated, demo, capsys):
 
 def weights(bundle_path):
     return load_bundle(bundle_path).state_dict
+
+
+def test_target_score_rules_by_hand():
+    assert target_score([0.1, 0.025], "mean") == pytest.approx(0.0625)
+    assert target_score([0.1, 0.025], "geometric_mean") == pytest.approx(0.05)  # sqrt(0.0025)
+    assert target_score([0.08], "geometric_mean") == pytest.approx(0.08)
+
+
+def test_multitask_best_epoch_follows_the_chosen_target_score(isolated):
+    overrides = {
+        "model": "cgcnn-mt",
+        "targets": ["shear", "bulk"],
+        "epochs": 4,
+        "target_score": "geometric_mean",
+        "run_name": "geo",
+    }
+    result = train(load_config(None, overrides), track=False, progress=False)
+    for row in result.history:
+        geometric = np.sqrt(row["val_shear_mae_log10"] * row["val_bulk_mae_log10"])
+        assert row["val_mae_log10"] == pytest.approx(geometric, rel=1e-12)
+    best = min(result.history, key=lambda row: row["val_mae_log10"])
+    assert result.metrics["best_epoch"] == best["epoch"]
 
 
 def test_resume_after_interruption_gives_the_same_model(isolated):

@@ -65,6 +65,13 @@ class TrainConfig(_Strict):
         "(backpropagate the weighted loss) or pcgrad (per crystal, the part of each target's "
         "gradient on the pooled features that opposes another's is removed)",
     )
+    target_score: Literal["mean", "geometric_mean"] = Field(
+        "mean",
+        description="multitask runs: how the targets' validation MAEs (log10 GPa) make the one "
+        "score that picks the best epoch and that a tuning study minimises; mean (the "
+        "arithmetic mean, where the larger shear error weighs more) or geometric_mean (each "
+        "target's relative change counts the same)",
+    )
     epochs: int = Field(150, ge=1)
     batch_size: int = Field(64, ge=2)
     patience: int | None = Field(

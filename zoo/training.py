@@ -165,6 +165,13 @@ def ema_with_warmup(decay: float):
     return update
 
 
+def target_score(maes: list[float], rule: str) -> float:
+    """One score from the per-target MAEs ``(T,)`` of an epoch: their mean or geometric mean."""
+    if rule == "geometric_mean":
+        return float(np.exp(np.mean(np.log(maes))))
+    return float(np.mean(maes))
+
+
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     optim = config.optim
     if optim.name == "sgd":
@@ -438,7 +445,9 @@ def train(
                     row[f"train_{target}_mae_log10"] = float(abs_errors[column] / counts[column])
                     if validating:
                         row[f"val_{target}_mae_log10"] = val_metrics[f"{target}_mae_log10"]
-                score = float(np.mean([row[f"{scored}_{t}_mae_log10"] for t in config.targets]))
+                score = target_score(
+                    [row[f"{scored}_{t}_mae_log10"] for t in config.targets], config.target_score
+                )
                 row[f"{scored}_mae_log10"] = score
                 history.append(row)
                 if score < best["score"] or not validating:
