@@ -33,7 +33,7 @@ WORK = RESULTS / "tune"
 
 
 def start_study(
-    model: str, targets: list[str], trials: int, epochs: int | None, work: Path
+    model: str, targets: list[str], trials: int, epochs: int | None, work: Path, seed: int = 0
 ) -> tuple[subprocess.Popen, float, object]:
     """Start ``zoo tune --final`` on one core in ``work``; study name ``bench-<model>[-target]``."""
     name = study_name(model, targets)
@@ -57,6 +57,8 @@ def start_study(
         "--threads",
         "1",
         "--final",
+        "--seed",
+        str(seed),
     ]
     if epochs:
         command += ["--epochs", str(epochs)]

@@ -12,9 +12,13 @@ over the test crystals, and the CPU time of the multitask study beside the sum o
 single-target studies (all three ran one trial at a time on one core).
 
 Everything goes to ``bench/results/tune-mt/`` (removed at the start); the rows are written to
-``bench/results/bench_tune_multitask.json``.
+``bench/results/bench_tune_multitask.json``. ``--seed S`` (S > 0) runs a further study with
+another seed (of the sampler and of every trial's training) into ``tune-mt-seedS/`` and
+``bench_tune_multitask_seedS.json``, without the default refit (it does not depend on the
+study).
 
     python bench/bench_tune_multitask.py                 # about 1.5 hours
+    python bench/bench_tune_multitask.py --seed 1        # a second draw of the study
     python bench/bench_tune_multitask.py --trials 3 --epochs 4   # a quick check
 """
 
@@ -65,23 +69,27 @@ def main():
     )
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
+    parser.add_argument("--seed", type=int, default=0, help="the study's sampler seed")
     args = parser.parse_args()
+    work = WORK if args.seed == 0 else WORK.with_name(f"{WORK.name}-seed{args.seed}")
+    suffix = f"_seed{args.seed}" if args.seed else ""
+    saved = RESULTS / f"bench_tune_multitask{suffix}.json"
     if not SINGLE.exists():
         raise SystemExit(f"{SINGLE} is missing: run bench/bench_tune.py first")
     single = json.loads(SINGLE.read_text())
-    shutil.rmtree(WORK, ignore_errors=True)
-    WORK.mkdir(parents=True)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
 
-    study = start_study("cgcnn-mt", TARGETS, args.trials, args.epochs, WORK)
+    study = start_study("cgcnn-mt", TARGETS, args.trials, args.epochs, work, args.seed)
     overrides = {"model": "cgcnn-mt", "targets": TARGETS, "fit_on": "train+val", "threads": 1}
     if args.epochs:
         overrides["epochs"] = args.epochs
     with ThreadPoolExecutor(max_workers=1) as pool:
-        default_refit = pool.submit(train_in_child, CONFIG, overrides)
+        default_refit = pool.submit(train_in_child, CONFIG, overrides) if args.seed == 0 else None
         wall = wait_for_study(study)
-        default_refit = default_refit.result()
-    tuned = {"wall_minutes": wall, **study_figures("cgcnn-mt", TARGETS, WORK)}
-    multi_test = final_predictions(WORK, "bench-cgcnn-mt")
+        default_refit = default_refit.result() if default_refit else None
+    tuned = {"wall_minutes": wall, **study_figures("cgcnn-mt", TARGETS, work)}
+    multi_test = final_predictions(work, "bench-cgcnn-mt")
     changes = {}
     for target in TARGETS:
         single_test = final_predictions(SINGLE_WORK, f"bench-cgcnn-{target}")
@@ -91,7 +99,7 @@ def main():
         "default_refit": default_refit,
         "change_vs_tuned_single": {t: vars(c) for t, c in changes.items()},
     }
-    (RESULTS / "bench_tune_multitask.json").write_text(json.dumps(rows, indent=2, default=str))
+    saved.write_text(json.dumps(rows, indent=2, default=str))
 
     print("\nTuned cgcnn-mt against the tuned single-target cgcnn models (refits on train+val)")
     print(
@@ -105,10 +113,11 @@ def main():
             f"{target:6} {'cgcnn, tuned for ' + target:34} {s['val_mae_log10']:8.4f} "
             f"{s['final_test_mae_log10']:9.4f} {s['final_test_mae_gpa']:9.2f}"
         )
-        print(
-            f"{target:6} {'cgcnn-mt, default':34} {'':>8} "
-            f"{d[f'test_{target}_mae_log10']:9.4f} {d[f'test_{target}_mae_gpa']:9.2f}"
-        )
+        if d:
+            print(
+                f"{target:6} {'cgcnn-mt, default':34} {'':>8} "
+                f"{d[f'test_{target}_mae_log10']:9.4f} {d[f'test_{target}_mae_gpa']:9.2f}"
+            )
         interval = f"{c.change:+.1%} ({c.low:+.1%} to {c.high:+.1%})"
         label = f"cgcnn-mt, tuned (trial {tuned['best_trial']})"
         print(
@@ -126,7 +135,7 @@ def main():
         f"cgcnn-mt {tuned['final_train_minutes']:.1f} min"
     )
     print(f"best cgcnn-mt parameters: {tuned['best_params']}")
-    print(f"MLflow store: {WORK / 'mlruns'}; run folders: {WORK / 'runs'}; from {ROOT}")
+    print(f"MLflow store: {work / 'mlruns'}; run folders: {work / 'runs'}; from {ROOT}")
 
 
 if __name__ == "__main__":
