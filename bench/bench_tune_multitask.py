@@ -69,7 +69,7 @@ def main():
     )
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--epochs", type=int, help="epochs per trial (default: the space's)")
-    parser.add_argument("--seed", type=int, default=0, help="the study's sampler seed")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and of the trials")
     args = parser.parse_args()
     work = WORK if args.seed == 0 else WORK.with_name(f"{WORK.name}-seed{args.seed}")
     suffix = f"_seed{args.seed}" if args.seed else ""

@@ -95,6 +95,8 @@ def test_target_score_rules_by_hand():
     assert target_score([0.1, 0.025], "mean") == pytest.approx(0.0625)
     assert target_score([0.1, 0.025], "geometric_mean") == pytest.approx(0.05)  # sqrt(0.0025)
     assert target_score([0.08], "geometric_mean") == pytest.approx(0.08)
+    with pytest.raises(ValueError, match="unknown target_score 'median'"):
+        target_score([0.1, 0.025], "median")
 
 
 def test_multitask_best_epoch_follows_the_chosen_target_score(isolated):

@@ -11,8 +11,7 @@
    space, calls the same ``train`` as ``zoo train`` with the test split left out, reports the
    validation MAE after every epoch to the pruner and returns the best validation MAE (log10
    GPa; for a multitask model the score of ``target_score``, the mean or geometric mean over
-   targets). A trial that raises is marked failed and
-   the study goes on;
+   targets). A trial that raises is marked failed and the study goes on;
 4. summarise into the parent run: best value and parameters, the trials table, Optuna's plots;
 5. with ``final``: :func:`tuning.final.refit_and_register`.
 """

@@ -167,9 +167,11 @@ def ema_with_warmup(decay: float):
 
 def target_score(maes: list[float], rule: str) -> float:
     """One score from the per-target MAEs ``(T,)`` of an epoch: their mean or geometric mean."""
+    if rule == "mean":
+        return float(np.mean(maes))
     if rule == "geometric_mean":
         return float(np.exp(np.mean(np.log(maes))))
-    return float(np.mean(maes))
+    raise ValueError(f"unknown target_score {rule!r}; known: mean, geometric_mean")
 
 
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
