@@ -96,8 +96,7 @@ def study_figures(model: str, targets: list[str], work: Path) -> dict:
     trials = study.get_trials(deepcopy=False)
     states = [t.state.name for t in trials]
     finished = states.count("COMPLETE") + states.count("PRUNED")
-    final = sorted((work / "runs" / "tune" / name).glob("final-trial-*/metrics.json"))[-1]
-    metrics = json.loads(final.read_text())
+    metrics = json.loads((final_run(work, name) / "metrics.json").read_text())
     os.chdir(ROOT)
     figures = {
         "complete": states.count("COMPLETE"),
@@ -120,6 +119,11 @@ def study_figures(model: str, targets: list[str], work: Path) -> dict:
             figures[f"final_test_{target}_{metric}"] = metrics[f"test_{target}_{metric}"]
         figures[f"val_{target}_mae_log10"] = _best_trial_val(study, target)
     return figures
+
+
+def final_run(work: Path, name: str) -> Path:
+    """The run folder of study ``name``'s refit (``final-trial-*``) under ``work``."""
+    return sorted((work / "runs" / "tune" / name).glob("final-trial-*"))[-1]
 
 
 def _best_trial_val(study, target: str) -> float:

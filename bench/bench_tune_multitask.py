@@ -28,39 +28,16 @@ import argparse
 import json
 import shutil
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 from _common import RESULTS, ROOT, train_in_child
-from bench_tune import CONFIG, start_study, study_figures, wait_for_study
+from bench_tune import CONFIG, final_run, start_study, study_figures, wait_for_study
 
-from zoo.compare import PREDICTIONS_FILE
-from zoo.metrics import relative_mae_change
+from zoo.compare import compare_runs
 
 WORK = RESULTS / "tune-mt"
 SINGLE = RESULTS / "bench_tune.json"
 SINGLE_WORK = RESULTS / "tune"
 TARGETS = ["shear", "bulk"]
-
-
-def final_predictions(work: Path, name: str) -> pd.DataFrame:
-    """The test rows of a study's refit (``final-trial-*/predictions.csv``)."""
-    folder = sorted((work / "runs" / "tune" / name).glob("final-trial-*"))[-1]
-    frame = pd.read_csv(folder / PREDICTIONS_FILE)
-    return frame[frame["split"] == "test"].set_index("id")
-
-
-def change_on_test(single: pd.DataFrame, multi: pd.DataFrame, target: str):
-    """Relative change of the multitask refit's test MAE against the single-target refit's."""
-    truth, ids = single[f"{target}_true_gpa"], single.index
-    if set(ids) != set(multi.index):
-        raise SystemExit("the two refits were tested on different crystals")
-    return relative_mae_change(
-        np.log10(truth.to_numpy()),
-        np.log10([single[f"{target}_pred_gpa"].to_numpy()]),
-        np.log10([multi.loc[ids, f"{target}_pred_gpa"].to_numpy()]),
-    )
 
 
 def main():
@@ -89,11 +66,11 @@ def main():
         wall = wait_for_study(study)
         default_refit = default_refit.result() if default_refit else None
     tuned = {"wall_minutes": wall, **study_figures("cgcnn-mt", TARGETS, work)}
-    multi_test = final_predictions(work, "bench-cgcnn-mt")
+    multi = final_run(work, "bench-cgcnn-mt")
     changes = {}
     for target in TARGETS:
-        single_test = final_predictions(SINGLE_WORK, f"bench-cgcnn-{target}")
-        changes[target] = change_on_test(single_test, multi_test, target)
+        single_refit = final_run(SINGLE_WORK, f"bench-cgcnn-{target}")
+        changes[target] = compare_runs([single_refit], [multi], [target])[0].change
     rows = {
         "tuned": tuned,
         "default_refit": default_refit,
