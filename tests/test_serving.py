@@ -29,11 +29,17 @@ def test_every_structure_kind_gives_the_same_prediction(multitask_bundle, demo, 
     structure.to(filename=str(path))
     table = pd.DataFrame(
         {
-            "id": ["object", "dict", "cif text", "path"],
-            "structure": [structure, structure.as_dict(), structure.to(fmt="cif"), str(path)],
+            "id": ["object", "dict", "cif text", "poscar text", "path"],
+            "structure": [
+                structure,
+                structure.as_dict(),
+                structure.to(fmt="cif"),
+                structure.to(fmt="poscar"),
+                str(path),
+            ],
         }
     )
-    out = predict_table(multitask_bundle, table)
+    out = predict_table(multitask_bundle, table, allow_paths=True)
     assert list(out.columns) == [
         "id",
         "shear_gpa",
@@ -67,8 +73,31 @@ def test_bad_rows_get_a_reason_and_the_rest_is_predicted(multitask_bundle, demo)
     assert out.loc[[0, 4], "bulk_gpa"].notna().all()
     assert "cannot read structure" in out.loc[1, "error"]
     assert "disordered" in out.loc[2, "error"]
-    assert "neither CIF text nor an existing file" in out.loc[3, "error"]
+    assert "file paths are not accepted" in out.loc[3, "error"]
     assert out.loc[[1, 2, 3], "shear_gpa"].isna().all()
+
+
+def test_paths_are_read_only_when_allowed_and_never_tell_existing_from_missing(
+    multitask_bundle, demo, tmp_path
+):
+    real = tmp_path / "real.cif"
+    demo.structures[0].to(filename=str(real))
+    table = pd.DataFrame({"structure": [str(real), str(tmp_path / "missing.cif")]})
+    refused = predict_table(multitask_bundle, table)
+    assert refused["error"].iloc[0] == refused["error"].iloc[1]  # the same words for both
+    assert "file paths are not accepted" in refused["error"].iloc[0]
+    allowed = predict_table(multitask_bundle, table, allow_paths=True)
+    assert allowed["error"].iloc[0] == "" and "not a structure file" in allowed["error"].iloc[1]
+
+
+def test_served_bounds_refuse_a_large_request_and_name_a_large_structure(multitask_bundle, demo):
+    big = demo.structures[0] * (2, 2, 2)
+    table = pd.DataFrame({"structure": [demo.structures[0].as_dict(), big.as_dict()]})
+    out = predict_table(multitask_bundle, table, max_atoms=len(big) - 1)
+    assert out["error"].iloc[0] == ""
+    assert f"{len(big)} sites; this model takes at most {len(big) - 1}" in out["error"].iloc[1]
+    with pytest.raises(ValueError, match="3 structures in one call; .* at most 2"):
+        predict_table(multitask_bundle, pd.concat([table, table.iloc[:1]]), max_structures=2)
 
 
 def test_input_without_structure_column_or_with_repeated_ids_is_an_error(multitask_bundle):

@@ -30,6 +30,11 @@ class DataConfig(_Strict):
     split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
     split_seed: int = 0
     skip_bad: bool = Field(False, description="skip (and report) bad entries instead of failing")
+    strict: bool = Field(
+        False,
+        description="ids of the split file that the data does not hold are an error "
+        "(otherwise they are reported and ignored)",
+    )
     workers: int = Field(1, ge=1, description="processes for graph building")
     cache_dir: str | None = Field(None, description="graph cache folder (default ~/.cache/zoo)")
 

@@ -83,21 +83,63 @@ def check_modulus(entry: str, target: str, value) -> float:
 
 
 def check_structure(entry: str, structure: Structure) -> Structure:
-    """Reject structures the graph builder cannot represent faithfully."""
+    """Reject structures the graph builder cannot represent faithfully: no sites, a lattice or
+    coordinates that are not finite numbers, a cell without volume, a species that is not a
+    chemical element (a dummy species such as ``Xx``, a vacancy), a disordered site."""
     if len(structure) == 0:
         raise BadInputError(entry, "structure has no sites")
+    lattice = np.asarray(structure.lattice.matrix, dtype=float)
+    if not (np.isfinite(lattice).all() and np.isfinite(structure.frac_coords).all()):
+        raise BadInputError(entry, "lattice or atomic coordinates are not finite numbers")
+    volume = structure.volume
+    if not math.isfinite(volume) or volume <= 1e-6:
+        raise BadInputError(entry, f"cell volume {volume:g} cubic angstrom is not positive")
+    for index, site in enumerate(structure):
+        for species in site.species:
+            if element_of(species) is None:
+                raise BadInputError(
+                    entry, f"site {index}: species {species!s} is not a chemical element"
+                )
     if not structure.is_ordered:
         site = next(s for s in structure if not s.is_ordered)
         raise BadInputError(
             entry, f"disordered or partially occupied site ({site.species}); order it first"
         )
-    if structure.volume <= 0 or not math.isfinite(structure.volume):
-        raise BadInputError(entry, f"cell volume {structure.volume} is not positive")
+    return structure
+
+
+def element_of(species):
+    """The chemical element of a pymatgen species (``Fe`` for ``Fe2+``), or None for anything
+    that is not one: a dummy species (an unknown symbol such as ``Xx`` is read as one, with an
+    atomic number that depends on the hash seed), a vacancy, any other object."""
+    from pymatgen.core.periodic_table import DummySpecies, Element, Species
+
+    if isinstance(species, Element):
+        return species
+    if isinstance(species, Species) and not isinstance(species, DummySpecies):
+        return species.element
+    return None
+
+
+def _load(entry: str, load_structure) -> Structure:
+    """``load_structure()``; any failure of a parser is bad input for this entry."""
+    try:
+        structure = load_structure()
+    except BadInputError:
+        raise
+    except Exception as error:
+        raise BadInputError(entry, f"cannot read structure ({error})") from error
+    if not isinstance(structure, Structure):
+        raise BadInputError(entry, f"not a structure ({type(structure).__name__})")
     return structure
 
 
 class DatasetBuilder:
-    """Accumulates entries one by one, checking each, raising or skipping bad ones."""
+    """Accumulates entries one by one, checking each, raising or skipping bad ones.
+
+    ``targets`` are the moduli to read; an empty list reads structures only (prediction, where
+    a file's target column must not matter). A duplicate id is bad input for its second entry.
+    """
 
     def __init__(self, source: str, targets: list[str], skip_bad: bool = False):
         self.source = source
@@ -107,27 +149,33 @@ class DatasetBuilder:
         self.structures: list[Structure] = []
         self.values: dict[str, list[float]] = {t: [] for t in targets}
         self.skipped = SkipReport()
+        self._seen: set[str] = set()
 
     def add(self, entry: str, load_structure, raw_targets: dict[str, object]) -> None:
         """Add one entry. ``load_structure`` is a callable so parse errors are caught here."""
+        entry = str(entry)
         try:
-            try:
-                structure = load_structure()
-            except BadInputError:
-                raise
-            except Exception as error:  # any parser failure is bad input for this entry
-                raise BadInputError(entry, f"cannot read structure ({error})") from error
-            structure = check_structure(entry, structure)
+            if entry in self._seen:
+                raise BadInputError(entry, "duplicate id (an earlier entry has the same id)")
+            structure = check_structure(entry, _load(entry, load_structure))
             values = {t: check_modulus(entry, t, raw_targets.get(t)) for t in self.target_names}
         except BadInputError as error:
             if not self.skip_bad:
                 raise
             self.skipped.add(error)
             return
-        self.ids.append(str(entry))
+        self._seen.add(entry)
+        self.ids.append(entry)
         self.structures.append(structure)
         for t, v in values.items():
             self.values[t].append(v)
+
+    def reject(self, error: BadInputError) -> None:
+        """An entry the reader found bad before it had a structure (e.g. a record without one):
+        raised, or skipped and reported with ``skip_bad``."""
+        if not self.skip_bad:
+            raise error
+        self.skipped.add(error)
 
     def build(self) -> Dataset:
         if not self.ids:

@@ -11,7 +11,7 @@ class BadInputError(ValueError):
 
     def __init__(self, entry: str, reason: str):
         self.entry = str(entry)
-        self.reason = reason
+        self.reason = " ".join(str(reason).split())  # one line, whatever a parser said
         super().__init__(f"{self.entry}: {reason}")
 
 

@@ -25,8 +25,15 @@ import zoo._backend  # noqa: F401  (sets DGLBACKEND before dgl is imported)
 from zoo import keys
 from zoo.errors import BadInputError
 
-BUILDER_VERSION = 2
-"""Bumped whenever the builder's output for the same input and settings changes."""
+BUILDER_VERSION = 3
+"""Bumped whenever the builder's output for the same input and settings changes (3: atoms
+closer than :data:`MIN_DISTANCE` are rejected)."""
+
+MIN_DISTANCE = 0.5
+"""Shortest interatomic distance (angstrom) the builder accepts. The shortest bond in any known
+solid is H-H in solid hydrogen, 0.74 angstrom (O-H in ice: 0.96); two atoms closer than 0.5
+angstrom are a broken structure (a duplicated site, a wrong coordinate), not a material, and
+a model would give it a silent number."""
 
 
 class GraphSettings(BaseModel):
@@ -78,9 +85,8 @@ def neighbor_arrays(
         each atom, completed to a whole shell (:func:`angle_pairs`).
     """
     n_atoms = len(structure)
-    centers, points, images, distances = structure.get_neighbor_list(
-        r=settings.radius, exclude_self=True
-    )
+    centers, points, images, distances = _all_pairs(structure, settings.radius)
+    _check_separation(structure, centers, points, distances, entry)
     order = np.lexsort((points, distances, centers))
     centers, points, images, distances = (
         centers[order],
@@ -122,6 +128,29 @@ def neighbor_arrays(
             arrays["dst"], distances, n_atoms, settings.angle_neighbors
         )
     return arrays
+
+
+def _all_pairs(structure: Structure, radius: float):
+    """Every (centre, neighbour image) pair within ``radius`` but an atom with itself. pymatgen's
+    ``exclude_self`` drops pairs by distance, which would hide two atoms on the same spot; here
+    only an atom paired with its own unshifted position is dropped."""
+    centers, points, images, distances = structure.get_neighbor_list(r=radius, exclude_self=False)
+    itself = (centers == points) & ~images.any(axis=1)
+    return centers[~itself], points[~itself], images[~itself], distances[~itself]
+
+
+def _check_separation(structure, centers, points, distances, entry: str) -> None:
+    """Two atoms closer than :data:`MIN_DISTANCE` are bad input naming both sites."""
+    if len(distances) == 0 or distances.min() >= MIN_DISTANCE:
+        return
+    pair = int(np.argmin(distances))
+    first, second = sorted((int(centers[pair]), int(points[pair])))
+    raise BadInputError(
+        entry,
+        f"sites {first} ({structure[first].species_string}) and {second} "
+        f"({structure[second].species_string}) are {distances[pair]:.4f} angstrom apart, closer "
+        f"than {MIN_DISTANCE} angstrom (overlapping atoms)",
+    )
 
 
 SHELL_TOLERANCE = 1e-3

@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 from zoo.bundle import ModelBundle
+from zoo.dataset import check_structure
 from zoo.errors import BadInputError, SkipReport
 from zoo.graph_store import GraphStore, build_store
 
@@ -51,7 +52,9 @@ def usable_graphs(
     cache_dir=None,
     progress: bool = False,
 ) -> tuple[GraphStore | None, SkipReport]:
-    """Graphs of the entries whose elements all have features and whose graphs can be built.
+    """Graphs of the entries that pass :func:`zoo.dataset.check_structure` (structures may come
+    from a reader or straight from the caller), whose elements all have features and whose
+    graphs can be built.
 
     Bad entries raise their :class:`BadInputError`, or with ``skip_bad`` are left out and
     reported. The store is None when no entry passes the element check.
@@ -59,7 +62,11 @@ def usable_graphs(
     skipped = SkipReport()
     usable_ids, usable = [], []
     for entry, structure in zip(ids, structures, strict=True):
-        problem = check_elements(entry, structure.atomic_numbers, known)
+        try:
+            check_structure(entry, structure)
+            problem = check_elements(entry, structure.atomic_numbers, known)
+        except BadInputError as error:
+            problem = error
         if problem is None:
             usable_ids.append(entry)
             usable.append(structure)

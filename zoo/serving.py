@@ -3,7 +3,8 @@ alias, and resolving ``models:/`` and ``runs:/`` URIs to a model bundle.
 
 The registered model is an MLflow pyfunc model that carries the zoo bundle (``model.zoo.pt``) as
 its one artifact. Its input is a table with a ``structure`` column (a pymatgen ``Structure``, its
-``as_dict()``, CIF text, or the path of a structure file) and an optional ``id`` column; its
+``as_dict()``, CIF text or POSCAR text: data, never a file path, since a served model must not
+read the server's files) and an optional ``id`` column; its
 output has ``id``, ``<target>_gpa`` and ``<target>_log10`` for each target of the model (both
 moduli for a multitask model), and ``error`` (why a row could not be predicted, empty otherwise).
 Graphs are built inside ``predict``.
@@ -32,31 +33,64 @@ PYFUNC_NAME = "pyfunc"
 MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
-def structure_from_input(value) -> Structure:
-    """A structure from a ``Structure``, a structure file path, or what JSON records hold (a
-    pymatgen dict or CIF text, :func:`zoo.readers.records.structure_from_value`)."""
+MAX_STRUCTURES_PER_CALL = 1000
+"""A served model's bound on the rows of one request (a larger request is refused whole)."""
+MAX_ATOMS_PER_STRUCTURE = 1000
+"""A served model's bound on the sites of one structure (a larger one is that row's error).
+The Materials Project's largest elastic cells have under 200 sites."""
+
+
+def structure_from_input(value, allow_paths: bool = False) -> Structure:
+    """A structure from a ``Structure``, a pymatgen dict, CIF text or POSCAR text; with
+    ``allow_paths`` (a local caller who asked for it) also from a structure file's path. Without
+    it a path is refused before the file system is touched, so a remote caller of a served
+    model can neither read a server's files nor learn which exist."""
     from zoo.readers.ase_files import read_structure_file
-    from zoo.readers.records import structure_from_value
 
     if isinstance(value, Structure):
         return value
-    if isinstance(value, Path):
-        return read_structure_file(value)
-    if isinstance(value, str) and "\n" not in value and not value.lstrip().startswith("data_"):
+    if isinstance(value, dict):
+        return Structure.from_dict(value)
+    is_path = isinstance(value, Path) or (isinstance(value, str) and "\n" not in value.strip())
+    if is_path:
+        if not allow_paths:
+            raise ValueError(
+                "file paths are not accepted here; send the structure itself (CIF text, POSCAR "
+                "text or a pymatgen dict)"
+            )
         path = Path(value)
-        if not path.exists():
-            raise ValueError(f"{value!r} is neither CIF text nor an existing file")
+        if not path.is_file():
+            raise ValueError(f"{value!r} is not a structure file")
         return read_structure_file(path)
-    return structure_from_value(value)
+    if isinstance(value, str):
+        text = value.strip()
+        return Structure.from_str(text, fmt="cif" if "data_" in text else "poscar")
+    raise ValueError(f"unsupported structure value of type {type(value).__name__}")
 
 
-def predict_table(bundle, table: pd.DataFrame, batch_size: int = 256) -> pd.DataFrame:
-    """Predictions for a table of structures (see the module docstring), in input order."""
+def predict_table(
+    bundle,
+    table: pd.DataFrame,
+    batch_size: int = 256,
+    *,
+    allow_paths: bool = False,
+    max_structures: int | None = None,
+    max_atoms: int | None = None,
+) -> pd.DataFrame:
+    """Predictions for a table of structures (see the module docstring), in input order.
+    ``max_structures``: more rows are refused; ``max_atoms``: a larger structure is its row's
+    error (a served model sets both, :data:`MAX_STRUCTURES_PER_CALL`,
+    :data:`MAX_ATOMS_PER_STRUCTURE`)."""
     from zoo.dataset import DatasetBuilder
     from zoo.predict import predict_structures
 
     if "structure" not in table.columns:
         raise ValueError(f"input needs a 'structure' column; it has {list(table.columns)}")
+    if max_structures is not None and len(table) > max_structures:
+        raise ValueError(
+            f"{len(table)} structures in one call; this model takes at most {max_structures}: "
+            "split the request"
+        )
     ids = (
         [str(v) for v in table["id"]]
         if "id" in table.columns
@@ -66,7 +100,9 @@ def predict_table(bundle, table: pd.DataFrame, batch_size: int = 256) -> pd.Data
         raise ValueError("the 'id' column has repeated values")
     builder = DatasetBuilder("model input", [], skip_bad=True)
     for entry, value in zip(ids, table["structure"], strict=True):
-        builder.add(entry, lambda v=value: structure_from_input(v), {})
+        builder.add(
+            entry, lambda v=value: _bounded(structure_from_input(v, allow_paths), max_atoms), {}
+        )
     errors = dict(builder.skipped.items)
     predicted = pd.DataFrame({"id": []})
     if builder.ids:
@@ -85,8 +121,23 @@ def predict_table(bundle, table: pd.DataFrame, batch_size: int = 256) -> pd.Data
     return pd.DataFrame(out, columns=["id", *columns, "error"])
 
 
+def _bounded(structure: Structure, max_atoms: int | None) -> Structure:
+    if max_atoms is not None and len(structure) > max_atoms:
+        raise ValueError(f"{len(structure)} sites; this model takes at most {max_atoms}")
+    return structure
+
+
+def nan_to_none(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with every missing number as None, so that MLflow's JSON answer holds
+    ``null`` (JSON has no NaN; MLflow would write the invalid token ``NaN``)."""
+    return table.astype(object).where(table.notna(), None)
+
+
 class ZooModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper of a zoo model bundle (see the module docstring)."""
+    """Pyfunc wrapper of a zoo model bundle (see the module docstring). As it may be served to
+    remote callers, it takes structures as data only, never file paths, within the bounds
+    :data:`MAX_STRUCTURES_PER_CALL` and :data:`MAX_ATOMS_PER_STRUCTURE`, and answers ``None``
+    (JSON ``null``) where a row has no number."""
 
     def load_context(self, context):
         self.bundle = load_bundle(context.artifacts["bundle"])
@@ -95,7 +146,14 @@ class ZooModel(mlflow.pyfunc.PythonModel):
         table = model_input
         if not isinstance(table, pd.DataFrame):
             table = pd.DataFrame(table)
-        return predict_table(self.bundle, table)
+        predicted = predict_table(
+            self.bundle,
+            table,
+            allow_paths=False,
+            max_structures=MAX_STRUCTURES_PER_CALL,
+            max_atoms=MAX_ATOMS_PER_STRUCTURE,
+        )
+        return nan_to_none(predicted)
 
 
 def pip_requirements() -> list[str]:
@@ -150,23 +208,35 @@ def _signature(targets: list[str]):
 def register(
     model_uri: str, name: str, val_score: float, tags: dict[str, str], log=print
 ) -> tuple[str, bool]:
-    """Register ``model_uri`` as a new version of ``name``; move the ``champion`` alias to it
-    only if ``val_score`` (validation MAE, lower is better) beats the current champion's.
-    Returns the version and whether it became the champion."""
+    """Register ``model_uri`` as a new version of ``name`` (once: a version from the same run,
+    tag ``zoo.run_id``, left by an interrupted earlier call is reused); move the ``champion``
+    alias to it only if ``val_score`` (validation MAE, lower is better) beats the current
+    champion's. Returns the version and whether it is the champion."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from zoo.faults import failpoint
+
     client = MlflowClient()
-    version = mlflow.register_model(
-        model_uri, name, tags={**tags, VAL_SCORE_TAG: f"{val_score:.6f}"}
-    ).version
+    earlier = []
+    if tags.get("zoo.run_id"):
+        earlier = client.search_model_versions(f"name='{name}' and run_id='{tags['zoo.run_id']}'")
+    if earlier:
+        version = earlier[0].version
+    else:
+        version = mlflow.register_model(
+            model_uri, name, tags={**tags, VAL_SCORE_TAG: f"{val_score:.6f}"}
+        ).version
+    failpoint("refit-registered")
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         current = None
     if current is None:
         promote, reason = True, "no champion yet"
+    elif str(current.version) == str(version):
+        promote, reason = True, "already the champion"
     else:
         old = float(current.tags.get(VAL_SCORE_TAG, "inf"))
         promote = val_score < old
@@ -186,17 +256,27 @@ def register(
 def resolve_bundle(model: str | Path):
     """A :class:`~zoo.bundle.ModelBundle` from a bundle path, a ``models:/NAME@ALIAS`` or
     ``models:/NAME/VERSION`` registry URI, or a ``runs:/RUN_ID[/PATH]`` run URI (tracking store:
-    :func:`zoo.tracking.tracking_uri`)."""
+    :func:`zoo.tracking.tracking_uri`). A URI the store cannot resolve is a one-line error that
+    says what the registry holds; nothing is created on the way."""
     text = str(model)
     if not text.startswith(MODEL_URI_PREFIXES):
         return load_bundle(text)
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     from zoo import tracking
 
+    if tracking.default_store_missing():
+        raise ValueError(
+            f"{text}: there is no MLflow store here ({tracking.MLRUNS / 'mlflow.db'} does not "
+            "exist); run in the folder that holds mlruns/ or set MLFLOW_TRACKING_URI"
+        )
     tracking.quiet_logging()
-    mlflow.set_tracking_uri(tracking.tracking_uri())
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
+    mlflow.set_tracking_uri(tracking.tracking_uri(create=False))
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
+    except (MlflowException, OSError) as error:
+        raise ValueError(f"{text}: {_unresolved(text, error)}") from None
     found = [local] if local.is_file() else sorted(local.rglob(f"*{BUNDLE_SUFFIX}"))
     if len(found) != 1:
         names = [str(p.relative_to(local)) for p in found]
@@ -205,3 +285,21 @@ def resolve_bundle(model: str | Path):
             f"{text}: expected one model bundle (*{BUNDLE_SUFFIX}), found {len(found)}{detail}"
         )
     return load_bundle(found[0])
+
+
+def _unresolved(uri: str, error: Exception) -> str:
+    """Why ``uri`` could not be loaded, in one line, with what the store holds instead."""
+    from mlflow import MlflowClient
+
+    if uri.startswith("runs:/"):
+        return "no such run, or no such artifact in it, in this MLflow store"
+    try:
+        models = MlflowClient().search_registered_models()
+    except Exception:  # the store itself is unreadable: say what MLflow said
+        return " ".join(str(error).split())[:300]
+    held = []
+    for found in models:
+        aliases = ", ".join(f"@{alias}" for alias in sorted(found.aliases or {}))
+        held.append(f"{found.name} ({aliases})" if aliases else found.name)
+    what = f"registered models here: {'; '.join(held)}" if held else "the registry is empty"
+    return f"no such registered model, version or alias; {what}"

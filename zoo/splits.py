@@ -25,24 +25,43 @@ class Split:
         return {name: len(getattr(self, name)) for name in SPLITS}
 
 
-def read_split_file(path: str | Path, ids: list[str]) -> Split:
+def read_split_file(
+    path: str | Path,
+    ids: list[str],
+    *,
+    skipped: set[str] | frozenset[str] = frozenset(),
+    strict: bool = False,
+    log=print,
+) -> Split:
     """Split from a CSV with columns ``id`` (or ``mp_id``/``mbid``) and ``split``
-    (``train``/``val``/``test``). Every data set id must be assigned; ids of the file that the
-    data set does not hold (e.g. entries skipped as bad input) are ignored."""
+    (``train``/``val``/``test``), UTF-8 with or without a byte-order mark. Every data set id
+    must be assigned. Ids of the file that the data does not hold are reported through ``log``
+    (count and the first few), apart from the ``skipped`` ones (entries left out as bad input),
+    and are an error with ``strict``."""
     path = Path(path)
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         fields = reader.fieldnames or []
         id_field = next((f for f in ("id", "mp_id", "mbid") if f in fields), None)
         if id_field is None or "split" not in fields:
             raise ValueError(f"{path}: needs an id column (id/mp_id/mbid) and a split column")
-        assignment = {row[id_field]: row["split"].strip() for row in reader}
+        assignment = {row[id_field].strip(): (row["split"] or "").strip() for row in reader}
     bad = {s for s in assignment.values() if s not in SPLITS}
     if bad:
         raise ValueError(f"{path}: unknown split names {sorted(bad)}; use {SPLITS}")
     missing = [i for i in ids if i not in assignment]
     if missing:
         raise ValueError(f"{path}: {len(missing)} entries have no split, e.g. {missing[:3]}")
+    held = set(ids)
+    unknown = [i for i in assignment if i not in held and i not in skipped]
+    if unknown:
+        message = (
+            f"{path}: {len(unknown)} ids of the split file are not in the data, e.g. "
+            f"{', '.join(unknown[:5])}"
+        )
+        if strict:
+            raise ValueError(message)
+        log(f"{message} (ignored)")
     return Split(
         *(
             np.array([k for k, i in enumerate(ids) if assignment[i] == s], dtype=np.int64)

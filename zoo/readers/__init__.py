@@ -59,6 +59,7 @@ def read_dataset(
     cgcnn_target: str = "shear",
     cgcnn_log10: bool = False,
     skip_bad: bool = False,
+    with_targets: bool = True,
 ) -> Dataset:
     """Read ``path`` with the reader its form calls for (see the module table).
 
@@ -69,6 +70,8 @@ def read_dataset(
         cgcnn_target: which target the values of a CGCNN ``id_prop.csv`` are.
         cgcnn_log10: whether those values are log10(GPa) rather than GPa.
         skip_bad: drop bad entries and report them in ``Dataset.skipped`` instead of raising.
+        with_targets: read the moduli too; False reads structures only (prediction: a file's
+            target values, valid or not, never matter then).
     """
     if path is None:
         return read_demo(skip_bad=skip_bad)
@@ -77,22 +80,31 @@ def read_dataset(
         raise FileNotFoundError(f"{path}: no such file or folder")
     if path.is_dir():
         if (path / "id_prop.csv").exists():
-            return read_cgcnn_folder(path, cgcnn_target, cgcnn_log10, skip_bad=skip_bad)
+            return read_cgcnn_folder(
+                path, cgcnn_target, cgcnn_log10, skip_bad=skip_bad, with_targets=with_targets
+            )
         return read_structure_folder(path, skip_bad=skip_bad)
     name = path.name.lower()
     if name.endswith((".json", ".json.gz")):
         payload = load_json(path)
         if is_matbench_payload(payload):
-            return matbench_from_payload(payload, str(path), skip_bad=skip_bad)
+            return matbench_from_payload(
+                payload, str(path), skip_bad=skip_bad, with_targets=with_targets
+            )
         if isinstance(payload, list):
             return records_from_payload(
-                payload, str(path), id_key or "mp_id", target_keys, skip_bad=skip_bad
+                payload,
+                str(path),
+                id_key or "mp_id",
+                target_keys,
+                skip_bad=skip_bad,
+                with_targets=with_targets,
             )
         raise ValueError(f"{path}: JSON is neither a Matbench file nor a list of records")
     if name.endswith((".extxyz", ".xyz")):
-        return read_extxyz(path, target_keys, skip_bad=skip_bad)
+        return read_extxyz(path, target_keys, skip_bad=skip_bad, with_targets=with_targets)
     if name.endswith(".db"):
-        return read_ase_db(path, target_keys, skip_bad=skip_bad)
+        return read_ase_db(path, target_keys, skip_bad=skip_bad, with_targets=with_targets)
     if path.suffix.lower() in STRUCTURE_SUFFIXES or path.name.startswith(STRUCTURE_NAMES):
         builder = DatasetBuilder(str(path), [], skip_bad=skip_bad)
         builder.add(path.stem, lambda: read_structure_file(path), {})

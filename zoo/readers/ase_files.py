@@ -28,7 +28,10 @@ def atoms_to_structure(atoms) -> Structure:
 
 
 def read_extxyz(
-    path: str | Path, target_keys: dict[str, str] | None = None, skip_bad: bool = False
+    path: str | Path,
+    target_keys: dict[str, str] | None = None,
+    skip_bad: bool = False,
+    with_targets: bool = True,
 ) -> Dataset:
     import ase.io
 
@@ -38,7 +41,9 @@ def read_extxyz(
         frames = ase.io.read(path, index=":", format="extxyz")
     except Exception as error:
         raise ValueError(f"{path}: cannot read as extended XYZ ({error})") from error
-    builder = DatasetBuilder(str(path), list(target_keys), skip_bad=skip_bad)
+    builder = DatasetBuilder(
+        str(path), list(target_keys) if with_targets else [], skip_bad=skip_bad
+    )
     for frame, atoms in enumerate(frames):
         entry = str(atoms.info.get("id", frame))
         values = {t: atoms.info.get(key) for t, key in target_keys.items()}
@@ -47,7 +52,10 @@ def read_extxyz(
 
 
 def read_ase_db(
-    path: str | Path, target_keys: dict[str, str] | None = None, skip_bad: bool = False
+    path: str | Path,
+    target_keys: dict[str, str] | None = None,
+    skip_bad: bool = False,
+    with_targets: bool = True,
 ) -> Dataset:
     import ase.db
 
@@ -55,7 +63,9 @@ def read_ase_db(
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{path}: no such ASE database")
-    builder = DatasetBuilder(str(path), list(target_keys), skip_bad=skip_bad)
+    builder = DatasetBuilder(
+        str(path), list(target_keys) if with_targets else [], skip_bad=skip_bad
+    )
     with ase.db.connect(path) as database:
         for row in database.select():
             pairs = row.key_value_pairs

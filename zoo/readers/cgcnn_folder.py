@@ -16,14 +16,20 @@ from zoo.dataset import Dataset, DatasetBuilder
 
 
 def read_cgcnn_folder(
-    folder: str | Path, target: str = "shear", log10_values: bool = False, skip_bad: bool = False
+    folder: str | Path,
+    target: str = "shear",
+    log10_values: bool = False,
+    skip_bad: bool = False,
+    with_targets: bool = True,
 ) -> Dataset:
+    """The folder's structures and, ``with_targets``, their ``id_prop.csv`` values as
+    ``target`` (without: the values are not read at all, as prediction needs none)."""
     folder = Path(folder)
     table = folder / "id_prop.csv"
     if not table.exists():
         raise ValueError(f"{folder}: no id_prop.csv (not a CGCNN data folder)")
-    builder = DatasetBuilder(str(folder), [target], skip_bad=skip_bad)
-    with open(table, newline="") as handle:
+    builder = DatasetBuilder(str(folder), [target] if with_targets else [], skip_bad=skip_bad)
+    with open(table, newline="", encoding="utf-8-sig") as handle:
         for row in csv.reader(handle):
             if not row:
                 continue

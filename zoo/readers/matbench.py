@@ -40,12 +40,23 @@ def is_matbench_payload(payload: object) -> bool:
 
 
 def load_json(path: Path) -> object:
+    """The JSON value of a ``.json`` or ``.json.gz`` file, read as UTF-8 with or without a
+    byte-order mark; invalid JSON is an error naming the file, line and column."""
     opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rt") as handle:
-        return json.load(handle)
+    try:
+        with opener(path, "rt", encoding="utf-8-sig") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from None
+    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as error:
+        raise ValueError(f"{path}: not a readable JSON file ({error})") from None
 
 
-def matbench_from_payload(payload: dict, source: str, skip_bad: bool = False) -> Dataset:
+def matbench_from_payload(
+    payload: dict, source: str, skip_bad: bool = False, with_targets: bool = True
+) -> Dataset:
     """Turn a loaded Matbench JSON object into a :class:`Dataset` (moduli converted to GPa)."""
     columns = payload["columns"]
     if len(columns) != 2 or columns[0] != "structure" or columns[1] not in COLUMN_TO_TARGET:
@@ -55,7 +66,7 @@ def matbench_from_payload(payload: dict, source: str, skip_bad: bool = False) ->
         )
     target = COLUMN_TO_TARGET[columns[1]]
     stem = next(s for c, _, s in TASKS.values() if c == columns[1])
-    builder = DatasetBuilder(source, [target], skip_bad=skip_bad)
+    builder = DatasetBuilder(source, [target] if with_targets else [], skip_bad=skip_bad)
     for row, (structure, log_value) in zip(payload["index"], payload["data"], strict=True):
         entry = f"mb-{stem}-{int(row) + 1:05d}"
         value = None if log_value is None else _exp10(entry, log_value)

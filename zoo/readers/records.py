@@ -7,6 +7,7 @@ from pathlib import Path
 from pymatgen.core import Structure
 
 from zoo.dataset import Dataset, DatasetBuilder
+from zoo.errors import BadInputError
 
 DEFAULT_ID_KEY = "mp_id"
 DEFAULT_TARGET_KEYS = {"shear": "shear_modulus_vrh", "bulk": "bulk_modulus_vrh"}
@@ -29,16 +30,19 @@ def records_from_payload(
     target_keys: dict[str, str] | None = None,
     structure_key: str = "structure",
     skip_bad: bool = False,
+    with_targets: bool = True,
 ) -> Dataset:
     """Turn a list of record dicts into a :class:`Dataset`. Absent or null values are missing."""
     target_keys = target_keys or DEFAULT_TARGET_KEYS
-    builder = DatasetBuilder(source, list(target_keys), skip_bad=skip_bad)
+    builder = DatasetBuilder(source, list(target_keys) if with_targets else [], skip_bad=skip_bad)
     for row, record in enumerate(records):
         if not isinstance(record, dict):
-            raise ValueError(f"{source}: record {row} is not an object")
+            builder.reject(BadInputError(f"row-{row}", "record is not a JSON object"))
+            continue
         entry = str(record.get(id_key, f"row-{row}"))
-        if structure_key not in record:
-            raise ValueError(f"{source}: record {entry} has no {structure_key!r} field")
+        if record.get(structure_key) is None:
+            builder.reject(BadInputError(entry, f"record has no {structure_key!r} value"))
+            continue
         builder.add(
             entry,
             lambda v=record[structure_key]: structure_from_value(v),
