@@ -10,9 +10,12 @@ the refit itself has no validation split) beats the current champion's.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import optuna
 
 from tuning.study import StudySpec
+from zoo.serving import register
 
 
 def registered_name(model: str, targets: list[str]) -> str:
@@ -20,11 +23,13 @@ def registered_name(model: str, targets: list[str]) -> str:
 
 
 def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str, log=print):
-    """See the module docstring. Returns ``(TrainResult, version, became_champion)``."""
-    import mlflow
+    """See the module docstring. Returns ``(TrainResult, version, became_champion)``.
 
+    Every step can be repeated after a kill: the refit has a fixed folder (``final-trial-N``
+    beside the trials) that a repeat continues or, finished, just reads; the pyfunc model is
+    logged once per run and the run is registered once per model name."""
     from zoo import tracking
-    from zoo.serving import log_pyfunc, register
+    from zoo.run_folder import start_run_folder
     from zoo.training import train
 
     try:
@@ -32,16 +37,14 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
     except ValueError as error:
         raise ValueError(f"study {spec.study_name} has no complete trial to refit") from error
     values = spec.load_space().values_of(best.params)
+    name = f"final-trial-{best.number:04d}"
     config = spec.trial_config(
-        values,
-        fit_on="train+val",
-        evaluate_test=True,
-        patience=None,
-        run_name=f"final-trial-{best.number:04d}",
+        values, fit_on="train+val", evaluate_test=True, patience=None, run_name=name
     )
-    log(f"refitting trial {best.number} on train+val for {config.epochs} epochs")
+    folder = start_run_folder(Path(config.output_dir) / name, config.to_yaml())
+    log(f"refitting trial {best.number} on train+val for {config.epochs} epochs ({folder})")
     result = train(
-        config,
+        resume=folder,
         mlflow_parent_run_id=parent_run_id,
         tags={
             "optuna.study": spec.study_name,
@@ -50,8 +53,7 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
         },
     )
     tracking.setup(spec.experiment)
-    with mlflow.start_run(run_id=result.run_id):
-        info = log_pyfunc(result.bundle_path)
+    model_uri = _pyfunc_of(result)
     tags = {
         "zoo.data": spec.data_label,
         "zoo.split": spec.split_label,
@@ -63,7 +65,7 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
         if key.startswith("test_"):
             tags[f"zoo.{key}"] = f"{value:.6g}"
     version, champion = register(
-        info.model_uri,
+        model_uri,
         registered_name(spec.model, spec.targets),
         best.value,
         tags,
@@ -72,3 +74,22 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
     for key in sorted(k for k in result.metrics if k.startswith("test_") and "mae" in k):
         log(f"    {key} = {result.metrics[key]:.4f}")
     return result, version, champion
+
+
+def _pyfunc_of(result) -> str:
+    """URI of the run's pyfunc model, logged now unless an earlier attempt logged it."""
+    import mlflow
+
+    from zoo.serving import PYFUNC_NAME, log_pyfunc
+
+    run = mlflow.get_run(result.run_id)
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{result.run_id}' AND name = '{PYFUNC_NAME}'",
+        output_format="list",
+    )
+    if logged:
+        return logged[0].model_uri
+    with mlflow.start_run(run_id=result.run_id):
+        info = log_pyfunc(result.bundle_path)
+    return info.model_uri

@@ -21,13 +21,13 @@ computed is lost and no trial is run twice.
 
 from __future__ import annotations
 
-import os
-import socket
 import warnings
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from zoo.processes import owner_is_gone
 
 HEARTBEAT_SECONDS = 60
 GRACE_SECONDS = 180
@@ -69,30 +69,6 @@ def open_storage(url: str | None, study_name: str):
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=requeue,
         )
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (Linux), None if there is no such process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return None
-    return fields[19]
-
-
-def owner_token() -> str:
-    """``host:pid:start`` of this process."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
-
-
-def owner_is_gone(token: str) -> bool:
-    """True if ``token`` names a process on this host that no longer runs (False for other
-    hosts: those are left to the heartbeat)."""
-    host, pid, start = token.rsplit(":", 2)
-    if host != socket.gethostname():
-        return False
-    return _start_time(int(pid)) != start
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:

@@ -35,14 +35,14 @@ from tuning.storage import (
     INTERRUPTED_ATTR,
     OUTPUT_ATTR,
     OWNER_ATTR,
-    RESUME_ATTR,
     open_storage,
-    owner_token,
     take_back_interrupted,
 )
+from zoo.processes import owner_token
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PARENT_ATTR = "zoo.mlflow_parent_run_id"
+RUN_ID_ATTR = "zoo.mlflow_run_id"
 MAX_FAILURES = 5
 """A worker gives up after this many failed trials in a row (a broken setting, not bad luck)."""
 
@@ -175,18 +175,16 @@ class Objective:
 
         trial.set_user_attr(OWNER_ATTR, owner_token())
         values = self.space.sample(trial)
-        resume_dir = trial.user_attrs.get(OUTPUT_ATTR) if RESUME_ATTR in trial.user_attrs else None
         config = self.spec.trial_config(values, run_name=f"trial-{trial.number:04d}", patience=None)
+        folder = self._folder(trial, config)
         seen: dict = {"run_id": None, "best": math.inf}
 
-        def report(epoch: int, row: dict) -> None:
-            import mlflow
+        def opened(output_dir: Path, run_id: str | None) -> None:
+            seen["run_id"] = run_id
+            if run_id:
+                trial.set_user_attr(RUN_ID_ATTR, run_id)
 
-            run = mlflow.active_run()
-            if run is not None and seen["run_id"] is None:
-                seen["run_id"] = run.info.run_id
-                trial.set_user_attr("zoo.mlflow_run_id", seen["run_id"])
-                trial.set_user_attr(OUTPUT_ATTR, run.data.tags["zoo.output_dir"])
+        def report(epoch: int, row: dict) -> None:
             score = row["val_mae_log10"]
             seen["best"] = min(seen["best"], score)
             trial.report(score, epoch)
@@ -199,21 +197,16 @@ class Objective:
         }
         state = "FAIL"
         try:
-            if resume_dir and Path(resume_dir, "last.pt").exists():
-                self._replay(trial, Path(resume_dir))
-                result = train(
-                    resume=resume_dir, dataset=self.dataset, on_epoch=report, progress=False
-                )
-            else:
-                result = train(
-                    config,
-                    dataset=self.dataset,
-                    on_epoch=report,
-                    progress=False,
-                    mlflow_parent_run_id=self.parent_run_id,
-                    tags=tags,
-                )
-            trial.set_user_attr(OUTPUT_ATTR, str(result.output_dir.resolve()))
+            self._replay(trial, folder)
+            result = train(
+                resume=folder,
+                dataset=self.dataset,
+                on_epoch=report,
+                on_start=opened,
+                progress=False,
+                mlflow_parent_run_id=self.parent_run_id,
+                tags=tags,
+            )
             seen["run_id"] = result.run_id
             value = min(row["val_mae_log10"] for row in result.history)
             state = "COMPLETE"
@@ -228,17 +221,36 @@ class Objective:
         finally:
             self._tag_run(seen, trial, state, tags)
 
+    @staticmethod
+    def _folder(trial: optuna.Trial, config) -> Path:
+        """The trial's run folder, named in the trial *before* it is created, so that a trial
+        continued after a kill at any instant finds it (and its MLflow run) again: a continued
+        trial inherits the folder of the trial it continues (:func:`tuning.storage.requeue`)."""
+        from zoo.faults import failpoint
+        from zoo.run_folder import start_run_folder
+        from zoo.training import run_folder_for
+
+        folder = trial.user_attrs.get(OUTPUT_ATTR)
+        if folder is None:
+            folder = str(run_folder_for(config).resolve())
+            trial.set_user_attr(OUTPUT_ATTR, folder)
+            failpoint("trial-planned")
+        return start_run_folder(Path(folder), config.to_yaml())
+
     def _replay(self, trial: optuna.Trial, folder: Path) -> None:
-        """Report the epochs an interrupted trial already ran, so the pruner sees them."""
+        """Report the epochs a continued trial already ran, so the pruner sees them."""
         import torch
 
-        checkpoint = torch.load(folder / "last.pt", map_location="cpu", weights_only=False)
+        from zoo.run_folder import CHECKPOINT
+
+        if not (folder / CHECKPOINT).exists():
+            return
+        checkpoint = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
         for row in checkpoint["history"]:
             trial.report(row["val_mae_log10"], row["epoch"])
-        trial.set_user_attr("zoo.mlflow_run_id", checkpoint["run_id"])
 
     def _tag_run(self, seen: dict, trial: optuna.Trial, state: str, tags: dict) -> None:
-        run_id = seen["run_id"] or trial.user_attrs.get("zoo.mlflow_run_id")
+        run_id = seen["run_id"] or trial.user_attrs.get(RUN_ID_ATTR)
         if run_id is None:
             return
         from mlflow import MlflowClient
@@ -319,6 +331,7 @@ def _ensure_parent_run(spec: StudySpec, study: optuna.Study, space_path: Path) -
     run_id = study.user_attrs.get(PARENT_ATTR)
     if run_id is not None:
         client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, tracking.OWNER_TAG, owner_token())
         return run_id
     run = client.create_run(
         experiment_id,
@@ -330,6 +343,7 @@ def _ensure_parent_run(spec: StudySpec, study: optuna.Study, space_path: Path) -
             "zoo.data": spec.data_label,
             "zoo.split": spec.split_label,
             "zoo.kind": "study",
+            tracking.OWNER_TAG: owner_token(),
         },
     )
     run_id = run.info.run_id

@@ -53,6 +53,8 @@ def _train_overrides(args) -> dict:
         overrides["data.path"] = args.data
     if args.skip_bad:
         overrides["data.skip_bad"] = True
+    if args.strict:
+        overrides["data.strict"] = True
     if args.target_column:
         overrides["data.target_keys"] = dict(_parse_assignment(t) for t in args.target_column)
     for key, value in args.set or []:
@@ -98,7 +100,7 @@ def cmd_predict(args) -> int:
     from zoo.serving import resolve_bundle
 
     bundle = resolve_bundle(args.model)
-    dataset = read_dataset(args.input, skip_bad=True)
+    dataset = read_dataset(args.input, skip_bad=True, with_targets=False)
     table = predict_structures(
         bundle,
         dataset.ids,
@@ -196,24 +198,62 @@ def cmd_compare(args) -> int:
 
 
 def cmd_ui(args) -> int:
+    import os
+    import signal
+    import socket
     import subprocess
+    import time
+    import urllib.request
 
+    from zoo import tracking
     from zoo.tracking import tracking_uri
 
-    command = [
-        sys.executable,
-        "-m",
-        "mlflow",
-        "ui",
-        "--backend-store-uri",
-        tracking_uri(),
-        "--host",
-        args.host,
-        "--port",
-        str(args.port),
-    ]
-    print(f"MLflow UI on http://{args.host}:{args.port} for {tracking_uri()}")
-    return subprocess.call(command)
+    with socket.socket() as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError:
+            print(
+                f"error: port {args.port} on {args.host} is in use (another zoo ui?); "
+                "choose one with --port",
+                file=sys.stderr,
+            )
+            return 2
+    uri = tracking_uri()
+    server = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
+    server += ["--host", args.host, "--port", str(args.port), "--workers", "1"]
+    server_log = tracking.MLRUNS / "ui-server.log"
+    guard = subprocess.Popen(
+        [sys.executable, "-m", "zoo.ui_guard", str(os.getpid()), *server],
+        start_new_session=True,
+        stdout=open(server_log, "ab"),  # noqa: SIM115 (the child owns it)
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://{args.host}:{args.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while guard.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        if guard.poll() is not None:
+            tail = server_log.read_text(errors="replace").splitlines()[-5:]
+            print("error: the MLflow server stopped:", *tail, sep="\n  ", file=sys.stderr)
+            return 2
+        print(f"MLflow UI at {url} for {uri} (Ctrl-C stops it; server log {server_log})")
+        sys.stdout.flush()
+        return guard.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if guard.poll() is None:
+            guard.terminate()
+            guard.wait(timeout=30)
 
 
 def _add_set_flag(parser: argparse.ArgumentParser, text: str) -> None:
@@ -241,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_set_flag(train, "any config key, dotted (e.g. architecture.n_conv=4)")
     train.add_argument("--skip-bad", action="store_true", help="skip and report bad entries")
+    train.add_argument(
+        "--strict", action="store_true", help="split-file ids missing from the data are an error"
+    )
     train.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     train.add_argument("--no-track", action="store_true", help="do not log to MLflow")
     train.set_defaults(func=cmd_train)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,3 +24,32 @@ def atomic_write(path: str | Path) -> Iterator[Path]:
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+PARTIAL_PATTERN = re.compile(r"\.(\d+)-[0-9a-f]{12}\.part$")
+"""How :func:`atomic_write` names a temporary file: ``<name>.<pid>-<12 hex>.part``."""
+
+
+def remove_stale_partials(folder: str | Path) -> list[Path]:
+    """Remove the temporary files of :func:`atomic_write` in ``folder`` whose writer is gone
+    (killed before it could clean up): its pid no longer runs, or the process that has the pid
+    now started after the file was last written (a recycled pid). A live writer's file is left
+    alone. Returns the removed paths."""
+    import psutil
+
+    removed = []
+    for path in Path(folder).glob("*.part"):
+        match = PARTIAL_PATTERN.search(path.name)
+        if match is None:
+            continue
+        try:
+            written = path.stat().st_mtime
+            alive = psutil.Process(int(match.group(1))).create_time() <= written + 1.0
+        except psutil.NoSuchProcess:
+            alive = False
+        except FileNotFoundError:
+            continue
+        if not alive:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

@@ -27,7 +27,7 @@ from tqdm import tqdm
 import zoo._backend  # noqa: F401
 from zoo import keys
 from zoo.errors import BadInputError, SkipReport
-from zoo.files import atomic_write
+from zoo.files import atomic_write, remove_stale_partials
 from zoo.graphs import GraphSettings, neighbor_arrays, structure_fingerprint
 
 PARALLEL_THRESHOLD = 500
@@ -259,6 +259,8 @@ def _build_one(job):
         return neighbor_arrays(structure, settings, entry)
     except BadInputError as error:
         return error
+    except Exception as error:  # whatever one structure does, it stops only itself
+        return BadInputError(entry, f"graph building failed ({type(error).__name__}: {error})")
 
 
 _FORKED_JOBS: list = []
@@ -301,8 +303,16 @@ def build_arrays(
         _FORKED_JOBS = []
 
 
+CACHE_FORMAT = 2
+"""Layout of the cache index (2: entries by input position, not by id)."""
+
+
 def cache_key(structures: list, settings: GraphSettings) -> str:
-    digest = hashlib.sha256(settings.key().encode())
+    """Digest of the settings and of every structure in order. The key does not cover ids: a
+    cached graph belongs to a *position* in the input, and the caller's ids are put back on
+    load, so that the same structures under other, permuted or renamed ids still meet their own
+    labels."""
+    digest = hashlib.sha256(f"{CACHE_FORMAT}:{settings.key()}".encode())
     for structure in structures:
         digest.update(structure_fingerprint(structure))
     return digest.hexdigest()
@@ -339,7 +349,8 @@ def build_store(
     cache = None if cache_dir is False else Path(cache_dir or default_cache_dir())
     key = cache_key(structures, settings) if cache else ""
     if cache:
-        loaded = _load_cached(cache, key, settings)
+        remove_stale_partials(cache)
+        loaded = _load_cached(cache, key, ids, settings)
         if loaded is not None:
             store, skipped_items = loaded
             if skipped_items and not skip_bad:
@@ -361,7 +372,7 @@ def build_store(
         raise ValueError(f"no structure could be turned into a graph ({skipped.summary()})")
     store = GraphStore.from_arrays(good_ids, good_arrays, settings)
     if cache:
-        _save_cached(cache, key, store, skipped)
+        _save_cached(cache, key, store, ids, skipped)
     return store, skipped
 
 
@@ -369,7 +380,9 @@ def _paths(cache: Path, key: str) -> tuple[Path, Path]:
     return cache / f"graphs-{key[:24]}.bin", cache / f"graphs-{key[:24]}.json"
 
 
-def _load_cached(cache: Path, key: str, settings: GraphSettings):
+def _load_cached(cache: Path, key: str, ids: list[str], settings: GraphSettings):
+    """The cached store with the caller's ``ids`` put on it by input position, and the skipped
+    entries as ``(id, reason)``; None when there is no usable cache entry."""
     graph_path, index_path = _paths(cache, key)
     if not (graph_path.exists() and index_path.exists()):
         return None
@@ -377,19 +390,26 @@ def _load_cached(cache: Path, key: str, settings: GraphSettings):
         index = json.loads(index_path.read_text())
         if index["key"] != key or index["sha256"] != _file_digest(graph_path):
             raise ValueError("checksum or key mismatch")
-        store = GraphStore.load(graph_path, index["ids"], settings)
-        return store, [tuple(item) for item in index["skipped"]]
+        if index["count"] != len(ids):
+            raise ValueError(f"index is of {index['count']} structures, not {len(ids)}")
+        kept = [ids[position] for position in index["kept"]]
+        store = GraphStore.load(graph_path, kept, settings)
+        return store, [(ids[position], reason) for position, reason in index["skipped"]]
     except Exception as error:  # any damage means: rebuild
         print(f"graph cache {graph_path.name} is stale or corrupt ({error}); rebuilding")
         return None
 
 
-def _save_cached(cache: Path, key: str, store: GraphStore, skipped: SkipReport) -> None:
+def _save_cached(
+    cache: Path, key: str, store: GraphStore, ids: list[str], skipped: SkipReport
+) -> None:
     """Write the graphs, then their index, each with :func:`zoo.files.atomic_write`, so that
     two processes building the same graphs at once (``--parallel`` benchmark runs, two
-    ``zoo train`` started together) never read or move each other's half-written files."""
+    ``zoo train`` started together) never read or move each other's half-written files. The
+    index records input positions (``kept``, ``skipped``), never ids (see :func:`cache_key`)."""
     cache.mkdir(parents=True, exist_ok=True)
     graph_path, index_path = _paths(cache, key)
+    position = {entry: i for i, entry in enumerate(ids)}
     with atomic_write(graph_path) as partial:
         store.save(partial)
         digest = _file_digest(partial)
@@ -397,8 +417,9 @@ def _save_cached(cache: Path, key: str, store: GraphStore, skipped: SkipReport) 
         "key": key,
         "sha256": digest,
         "settings": store.settings.model_dump(),
-        "ids": store.ids,
-        "skipped": skipped.items,
+        "count": len(ids),
+        "kept": [position[entry] for entry in store.ids],
+        "skipped": [[position[entry], reason] for entry, reason in skipped.items],
     }
     with atomic_write(index_path) as partial:
         partial.write_text(json.dumps(index))

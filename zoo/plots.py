@@ -11,6 +11,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from zoo.files import atomic_write  # noqa: E402
+
+
+def _save(fig, path: Path) -> None:
+    """Write the figure as PNG in one step (a reader never sees half a picture), and close it."""
+    with atomic_write(path) as partial:
+        fig.savefig(partial, dpi=120, format="png")
+    plt.close(fig)
+
+
 SPLIT_COLOURS = {"train": "#bbbbbb", "val": "#4c72b0", "test": "#dd5555"}
 
 
@@ -43,8 +53,7 @@ def parity_plot(predictions: pd.DataFrame, target: str, path: Path, title: str =
     ax.set_title(title or f"{target} modulus")
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
     return path
 
 
@@ -74,6 +83,5 @@ def learning_curve(history: list[dict], targets: list[str], path: Path) -> Path:
     mae_ax.set_yscale("log")
     mae_ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path)
     return path

@@ -5,9 +5,13 @@ split -> model from the registry -> epochs (masked loss on normalised log10 targ
 MAE in log10 GPa for early stopping, checkpoint after every epoch) -> best epoch's weights ->
 metrics for every split in log10 GPa and GPa, predictions, plots, model bundle -> MLflow.
 
-An interrupted run (Ctrl-C, SIGTERM, a crash) keeps its last checkpoint; ``train(...,
-resume=DIR)`` continues from it in the same MLflow run and ends with the same weights as an
-uninterrupted run with the same seed.
+A run lives in its folder (:mod:`zoo.run_folder`): config first, then a record of its status,
+a checkpoint and ``history.csv`` after every epoch, the results at the end. A run stopped at
+any instant (Ctrl-C, SIGTERM, SIGKILL, a crash) is continued by ``train(..., resume=DIR)``
+(``zoo train --resume DIR``): from its last checkpoint, or from epoch 1 if it had none, in the
+same folder and the same MLflow run, filling in whatever the kill kept from MLflow, and it ends
+with the same weights and metrics as an uninterrupted run with the same seed. Resuming a
+finished run returns its results.
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -30,24 +33,41 @@ from tqdm import tqdm
 
 from models import count_parameters, create_model
 from models.layers import element_feature_tensor
-from zoo import plots, tracking
+from zoo import plots
 from zoo.bundle import BUNDLE_SUFFIX, bundle_from_model
 from zoo.compare import PREDICTIONS_FILE
 from zoo.config import TrainConfig, flatten
 from zoo.dataset import Dataset
 from zoo.elements import generate_element_table, read_element_table
 from zoo.errors import SkipReport
-from zoo.files import atomic_write
+from zoo.faults import failpoint
+from zoo.files import atomic_write, remove_stale_partials
 from zoo.graph_store import GraphStore
 from zoo.losses import backward_multitask
 from zoo.metrics import modulus_metrics
 from zoo.predict import predict_normalised, usable_graphs
 from zoo.readers import read_dataset
+from zoo.run_folder import (
+    CHECKPOINT,
+    CONFIG_FILE,
+    FAILED,
+    FINISHED,
+    HISTORY_FILE,
+    KILLED,
+    METRICS_FILE,
+    RUNNING,
+    STOPPED,
+    free_run_dir,
+    read_record,
+    start_run_folder,
+    write_record,
+    write_text,
+)
 from zoo.splits import SPLITS, Split, random_split, read_split_file
+from zoo.tracking import NoRunLogger, RunLogger
 from zoo.transforms import TargetTransform
 
-CHECKPOINT = "last.pt"
-CONFIG_FILE = "config.yaml"
+SKIPPED_FILE = "skipped.csv"
 EPOCH_PREFIX = "epoch/"
 """MLflow name prefix of per-epoch curves (``epoch/val_shear_mae_log10``), kept apart from the
 final metrics of the best epoch's model (``val_shear_mae_log10``)."""
@@ -70,6 +90,25 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     skipped: SkipReport = field(default_factory=SkipReport)
+
+    @classmethod
+    def from_folder(cls, output_dir: Path) -> TrainResult:
+        """The result of a run that finished earlier, from its files."""
+        metrics = json.loads((output_dir / METRICS_FILE).read_text())
+        history = pd.read_csv(output_dir / HISTORY_FILE).to_dict("records")
+        skipped = SkipReport()
+        if (output_dir / SKIPPED_FILE).exists():
+            table = pd.read_csv(output_dir / SKIPPED_FILE, dtype=str, keep_default_na=False)
+            skipped.items.extend(zip(table["id"], table["reason"], strict=True))
+        return cls(
+            output_dir,
+            output_dir / f"model{BUNDLE_SUFFIX}",
+            read_record(output_dir).get("run_id"),
+            metrics,
+            history,
+            int(metrics["best_epoch"]),
+            skipped,
+        )
 
 
 @dataclass
@@ -98,7 +137,7 @@ def read_config_dataset(config: TrainConfig) -> Dataset:
 
 
 def prepare_data(
-    config: TrainConfig, dataset: Dataset | None = None, progress=True
+    config: TrainConfig, dataset: Dataset | None = None, progress=True, log=print
 ) -> PreparedData:
     """Read, check, split and turn into graphs everything a run needs."""
     data = config.data
@@ -135,7 +174,13 @@ def prepare_data(
         store = store.subset(np.flatnonzero(has_value))
         targets = targets[has_value]
     if data.split_file:
-        split = read_split_file(data.split_file, store.ids)
+        split = read_split_file(
+            data.split_file,
+            store.ids,
+            skipped={entry for entry, _ in skipped.items},
+            strict=data.strict,
+            log=log,
+        )
     else:
         split = random_split(len(store), data.split_fractions, data.split_seed)
     if len(split.train) < 2 or len(split.val) < 1:
@@ -223,14 +268,16 @@ def evaluate(model, store, indices, transform, targets_gpa) -> tuple[dict, np.nd
 
 @contextmanager
 def _stop_requests():
-    """While training, Ctrl-C (SIGINT) and ``kill`` (SIGTERM) only set a flag, which the loop
-    checks between batches and turns into KeyboardInterrupt there. A stop therefore never lands
-    inside a checkpoint write or an MLflow call (an interrupted MLflow write would keep its
-    database lock and make the clean shutdown fail). Yields a dict whose ``"signal"`` is the
-    received signal number or None."""
-    request = {"signal": None}
+    """Ctrl-C (SIGINT) and ``kill`` (SIGTERM) while a run trains: before :func:`_defer` is
+    called they raise KeyboardInterrupt at once (reading data, building graphs); after it they
+    only set a flag, which the loop checks between batches and turns into KeyboardInterrupt
+    there, so that a stop never lands inside a checkpoint write or an MLflow call (an
+    interrupted MLflow write would keep its database lock). Yields the request dict."""
+    request = {"signal": None, "defer": False}
 
     def handler(signum, frame):
+        if not request["defer"]:
+            raise KeyboardInterrupt(f"signal {signum}")
         request["signal"] = signum
 
     previous = {}
@@ -246,77 +293,100 @@ def _stop_requests():
             signal.signal(signum, old)
 
 
+def _defer(request: dict) -> None:
+    _stop_if_requested(request)
+    request["defer"] = True
+
+
 def _stop_if_requested(request: dict) -> None:
     if request["signal"] is not None:
         raise KeyboardInterrupt(f"signal {request['signal']}")
 
 
-def _save_checkpoint(path: Path, state: dict) -> None:
-    with atomic_write(path) as partial:
-        torch.save(state, partial)
-
-
-def _new_output_dir(config: TrainConfig) -> Path:
-    name = config.run_name or (
-        f"{config.model}-{'-'.join(config.targets)}-{datetime.now():%Y%m%d-%H%M%S}"
+def run_folder_for(config: TrainConfig) -> Path:
+    """A free folder for a new run of ``config`` (``output_dir/run_name`` or a dated name);
+    nothing is created."""
+    name = (
+        config.run_name
+        or f"{config.model}-{'-'.join(config.targets)}-{time.strftime('%Y%m%d-%H%M%S')}"
     )
-    path = Path(config.output_dir) / name
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path(config.output_dir) / f"{name}-{suffix}"
-    path.mkdir(parents=True)
-    return path
+    return free_run_dir(config.output_dir, name)
 
 
-def train(
-    config: TrainConfig | None = None,
-    *,
-    dataset: Dataset | None = None,
-    resume: str | Path | None = None,
-    on_epoch: Callable[[int, dict], None] | None = None,
-    track: bool = True,
-    progress: bool = True,
-    mlflow_parent_run_id: str | None = None,
-    tags: dict[str, str] | None = None,
-    log=print,
-) -> TrainResult:
-    """Train one model; see the module docstring.
-
-    Args:
-        config: resolved or partial config (None: defaults). Ignored when resuming (the run's
-            saved config is used).
-        dataset: data already in memory (otherwise ``config.data.path`` is read).
-        resume: output folder of an interrupted run to continue.
-        on_epoch: called after each epoch with ``(epoch, metrics)``; may raise to stop the run
-            (e.g. an Optuna pruner).
-        track: log to MLflow.
-        mlflow_parent_run_id: make the MLflow run a child of this run (tuning studies).
-        tags: extra MLflow run tags (e.g. the Optuna trial number).
-
-    With ``config.fit_on == "train+val"`` there is no validation split: every epoch's score is
-    the running training MAE and the last epoch's model is kept.
-    """
-    if resume is not None:
-        output_dir = Path(resume)
-        config = TrainConfig.model_validate(yaml.safe_load((output_dir / CONFIG_FILE).read_text()))
-        checkpoint = torch.load(output_dir / CHECKPOINT, map_location="cpu", weights_only=False)
-    else:
+def _open_folder(config: TrainConfig | None, resume) -> tuple[Path, TrainConfig, dict | None]:
+    """The run's folder, its config and its checkpoint (None before the first epoch)."""
+    if resume is None:
         config = config or TrainConfig()
-        output_dir = _new_output_dir(config)
-        (output_dir / CONFIG_FILE).write_text(config.to_yaml())
-        checkpoint = None
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
+        output_dir = start_run_folder(run_folder_for(config), config.to_yaml())
+        return output_dir, config, None
+    output_dir = Path(resume)
+    if not (output_dir / CONFIG_FILE).exists():
+        raise FileNotFoundError(f"{output_dir}: not a run folder (no {CONFIG_FILE})")
+    remove_stale_partials(output_dir)
+    config = TrainConfig.model_validate(yaml.safe_load((output_dir / CONFIG_FILE).read_text()))
+    checkpoint = None
+    if (output_dir / CHECKPOINT).exists():
+        checkpoint = torch.load(output_dir / CHECKPOINT, map_location="cpu", weights_only=False)
+    return output_dir, config, checkpoint
 
-    data = prepare_data(config, dataset, progress=progress)
-    if len(data.skipped):
-        log(data.skipped.summary())
-        data.skipped.to_csv(output_dir / "skipped.csv")
-    split, store, targets_gpa = data.split, data.store, data.targets_gpa
-    transform = TargetTransform.fit(config.targets, targets_gpa[split.train])
+
+@dataclass
+class _Session:
+    """The objects one run trains with."""
+
+    model: torch.nn.Module
+    averaged: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    shuffler: torch.Generator
+    transform: TargetTransform
+    train_store: GraphStore
+    train_targets: torch.Tensor
+    steps_per_epoch: int
+    history: list = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"score": math.inf, "epoch": 0, "state": None})
+    train_seconds: float = 0.0
+    complete: bool = False
+    patience_left: int | None = None
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The model whose validation score counts: the weight average if there is one."""
+        return self.averaged.module if self.averaged is not None else self.model
+
+    def checkpoint(self, run_id: str | None) -> dict:
+        return {
+            "epoch": self.history[-1]["epoch"] if self.history else 0,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "shuffler": self.shuffler.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "averaged": self.averaged.state_dict() if self.averaged is not None else None,
+            "history": self.history,
+            "best": self.best,
+            "train_seconds": self.train_seconds,
+            "complete": self.complete,
+            "patience_left": self.patience_left,
+            "run_id": run_id,
+        }
+
+    def restore(self, checkpoint: dict) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.shuffler.set_state(checkpoint["shuffler"])
+        if self.averaged is not None:
+            self.averaged.load_state_dict(checkpoint["averaged"])
+        torch.set_rng_state(checkpoint["torch_rng"])
+        self.history, self.best = checkpoint["history"], checkpoint["best"]
+        self.train_seconds = checkpoint["train_seconds"]
+        self.complete, self.patience_left = checkpoint["complete"], checkpoint["patience_left"]
+
+
+def _new_session(config: TrainConfig, data: PreparedData) -> _Session:
+    split = data.split
+    transform = TargetTransform.fit(config.targets, data.targets_gpa[split.train])
     model = create_model(
         config.model,
         element_features=element_feature_tensor(data.element_table),
@@ -330,208 +400,324 @@ def train(
         averaged = AveragedModel(
             model, multi_avg_fn=ema_with_warmup(config.ema_decay), use_buffers=True
         )
-    evaluated = averaged.module if averaged is not None else model
     optimizer = make_optimizer(config, model)
     steps_per_epoch = math.ceil(len(split.train) / config.batch_size)
-    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
-    shuffler = torch.Generator().manual_seed(config.seed)
-    normalised = transform.normalise(torch.from_numpy(targets_gpa).float())
-    train_store = store.subset(split.train)
-    train_targets = normalised[torch.from_numpy(split.train)]
+    normalised = transform.normalise(torch.from_numpy(data.targets_gpa).float())
+    return _Session(
+        model=model,
+        averaged=averaged,
+        optimizer=optimizer,
+        scheduler=make_scheduler(config, optimizer, steps_per_epoch),
+        shuffler=torch.Generator().manual_seed(config.seed),
+        transform=transform,
+        train_store=data.store.subset(split.train),
+        train_targets=normalised[torch.from_numpy(split.train)],
+        steps_per_epoch=steps_per_epoch,
+        patience_left=config.patience,
+    )
 
-    history: list[dict] = []
-    best = {"score": math.inf, "epoch": 0, "state": None}
-    start_epoch, run_id = 1, None
+
+def train(
+    config: TrainConfig | None = None,
+    *,
+    dataset: Dataset | None = None,
+    resume: str | Path | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None,
+    on_start: Callable[[Path, str | None], None] | None = None,
+    track: bool = True,
+    progress: bool = True,
+    mlflow_parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    log=print,
+) -> TrainResult:
+    """Train one model; see the module docstring.
+
+    Args:
+        config: resolved or partial config (None: defaults). Ignored when resuming (the run's
+            saved config is used).
+        dataset: data already in memory (otherwise ``config.data.path`` is read).
+        resume: folder of a run to continue (or to start, if only its config is there yet).
+        on_epoch: called after each epoch with ``(epoch, metrics)``; may raise to stop the run
+            (e.g. an Optuna pruner).
+        on_start: called with ``(output_dir, mlflow_run_id)`` once the run is open, before
+            the first epoch.
+        track: log to MLflow.
+        mlflow_parent_run_id: make the MLflow run a child of this run (tuning studies).
+        tags: extra MLflow run tags (e.g. the Optuna trial number).
+
+    With ``config.fit_on == "train+val"`` there is no validation split: every epoch's score is
+    the running training MAE and the last epoch's model is kept.
+    """
+    output_dir, config, checkpoint = _open_folder(config, resume)
+    record = read_record(output_dir)
+    if record.get("status") == FINISHED:
+        log(f"{output_dir} finished earlier; its results are returned as they are")
+        return TrainResult.from_folder(output_dir)
+    write_record(output_dir, RUNNING, run_id=record.get("run_id"))
+    logger = RunLogger(config.experiment, output_dir) if track else NoRunLogger()
+    run_tags = {**(tags or {})}
+    if mlflow_parent_run_id:
+        run_tags["mlflow.parentRunId"] = mlflow_parent_run_id
+    try:
+        with _stop_requests() as stop:
+            run = _RunContext(config, output_dir, logger, stop, on_epoch, on_start, progress, log)
+            result = _run(run, checkpoint, record, dataset, run_tags)
+    except StopTraining as request:
+        _close(output_dir, logger, STOPPED, "FINISHED", reason=str(request))
+        raise
+    except KeyboardInterrupt:
+        _close(output_dir, logger, KILLED, "KILLED")
+        log(
+            f"interrupted; finished epochs are kept. Continue with: zoo train --resume {output_dir}"
+        )
+        raise
+    except BaseException as error:
+        _close(output_dir, logger, FAILED, "FAILED", error=f"{type(error).__name__}: {error}")
+        raise
+    _close(output_dir, logger, FINISHED, "FINISHED")
+    return result
+
+
+def _close(output_dir: Path, logger, status: str, mlflow_status: str, **fields) -> None:
+    """End the MLflow run (if one was opened) and write the folder's record."""
+    if logger.run_id is not None:
+        logger.end(mlflow_status, reason=fields.pop("reason", None))
+    fields.pop("reason", None)
+    write_record(output_dir, status, run_id=logger.run_id, **fields)
+
+
+@dataclass
+class _RunContext:
+    """A run being trained: its config, folder and MLflow logger, the stop request and the
+    caller's callbacks."""
+
+    config: TrainConfig
+    output_dir: Path
+    logger: RunLogger | NoRunLogger
+    stop: dict
+    on_epoch: Callable[[int, dict], None] | None
+    on_start: Callable[[Path, str | None], None] | None
+    progress: bool
+    log: Callable
+
+
+def _run(run: _RunContext, checkpoint, record: dict, dataset, tags: dict) -> TrainResult:
+    """Prepare, open the MLflow run, train the remaining epochs, finish."""
+    config, output_dir, log = run.config, run.output_dir, run.log
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    data = prepare_data(config, dataset, progress=run.progress, log=log)
+    if len(data.skipped):
+        log(data.skipped.summary())
+        data.skipped.to_csv(output_dir / SKIPPED_FILE)
+    _defer(run.stop)
+    session = _new_session(config, data)
     if checkpoint is not None:
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["scheduler"])
-        shuffler.set_state(checkpoint["shuffler"])
-        if averaged is not None:
-            averaged.load_state_dict(checkpoint["averaged"])
-        torch.set_rng_state(checkpoint["torch_rng"])
-        history, best = checkpoint["history"], checkpoint["best"]
-        start_epoch, run_id = checkpoint["epoch"] + 1, checkpoint["run_id"]
-        log(f"resuming {output_dir} at epoch {start_epoch}")
-
-    mlflow = None
-    if track:
-        import mlflow
-
-        experiment_id = tracking.setup(config.experiment)
-        run_tags = {
+        session.restore(checkpoint)
+        log(f"resuming {output_dir} at epoch {len(session.history) + 1}")
+    run_id = run.logger.start(
+        (checkpoint or {}).get("run_id") or record.get("run_id"),
+        _run_params(config, session, data),
+        {
             "zoo.model": config.model,
             "zoo.targets": ",".join(config.targets),
             "zoo.data": data.source,
-            "zoo.output_dir": str(output_dir.resolve()),
-        }
-        if mlflow_parent_run_id:
-            run_tags["mlflow.parentRunId"] = mlflow_parent_run_id
-        run_tags.update(tags or {})
-        if run_id is None:
-            run = mlflow.start_run(
-                experiment_id=experiment_id, run_name=output_dir.name, tags=run_tags
-            )
-            run_id = run.info.run_id
-            mlflow.log_params(
-                {
-                    k: json.dumps(v) if isinstance(v, (list, dict)) else v
-                    for k, v in flatten(config.model_dump(mode="json")).items()
-                }
-            )
-            mlflow.log_params(
-                {
-                    "n_parameters": count_parameters(model),
-                    **{f"n_{s}": n for s, n in split.sizes().items()},
-                    "n_skipped": len(data.skipped),
-                }
-            )
-            mlflow.log_artifact(str(output_dir / CONFIG_FILE))
-        else:
-            mlflow.start_run(run_id=run_id)
+            **tags,
+        },
+        [output_dir / CONFIG_FILE],
+    )
+    write_record(output_dir, RUNNING, run_id=run_id)
+    failpoint("run-opened")
+    run.logger.fill_epochs(session.history, EPOCH_PREFIX)
+    if run.on_start is not None:
+        run.on_start(output_dir, run_id)
+    _train_epochs(run, data, session)
+    _stop_if_requested(run.stop)
+    return _finish(run, data, session)
 
-    patience_left = config.patience
-    if config.patience and history:
-        patience_left = config.patience - (history[-1]["epoch"] - best["epoch"])
-    validating = len(split.val) > 0  # False for a train+val refit
+
+def _run_params(config: TrainConfig, session: _Session, data: PreparedData) -> dict:
+    return {
+        **flatten(config.model_dump(mode="json")),
+        "n_parameters": count_parameters(session.model),
+        **{f"n_{s}": n for s, n in data.split.sizes().items()},
+        "n_skipped": len(data.skipped),
+    }
+
+
+def _train_epochs(run: _RunContext, data: PreparedData, session: _Session) -> None:
+    """The epochs still to run; after each: checkpoint, history file, MLflow, callback."""
+    config = run.config
+    validating = len(data.split.val) > 0  # False for a train+val refit
     scored = "val" if validating else "train"
-    started = time.perf_counter()
-    try:
-        with _stop_requests() as stop:
-            bar = tqdm(
-                range(start_epoch, config.epochs + 1),
-                desc="training",
-                unit="epoch",
-                disable=not progress,
-                initial=start_epoch - 1,
-                total=config.epochs,
+    start_epoch = len(session.history) + 1
+    bar = tqdm(
+        range(start_epoch, config.epochs + 1),
+        desc="training",
+        unit="epoch",
+        disable=not run.progress or session.complete,
+        initial=start_epoch - 1,
+        total=config.epochs,
+    )
+    for epoch in bar:
+        if session.complete:
+            break
+        started = time.perf_counter()
+        row = {"epoch": epoch, **_train_one_epoch(config, session, run.stop)}
+        if validating:
+            val_metrics, _ = evaluate(
+                session.evaluated, data.store, data.split.val, session.transform, data.targets_gpa
             )
-            for epoch in bar:
-                epoch_start = time.perf_counter()
-                model.train()
-                order = torch.randperm(len(split.train), generator=shuffler)
-                losses, abs_errors, counts = (
-                    [],
-                    torch.zeros(len(config.targets)),
-                    torch.zeros(len(config.targets)),
-                )
-                for step in range(steps_per_epoch):
-                    batch = order[step * config.batch_size : (step + 1) * config.batch_size]
-                    if len(batch) < 2:  # batch norm needs two crystals
-                        continue
-                    truth = train_targets[batch]
-                    optimizer.zero_grad()
-                    pred, loss = backward_multitask(
-                        model, train_store.batch(batch), truth, config.loss, config.task_gradients
-                    )
-                    optimizer.step()
-                    scheduler.step()
-                    if averaged is not None:
-                        averaged.update_parameters(model)
-                    losses.append(loss.item())
-                    _stop_if_requested(stop)
-                    with torch.no_grad():
-                        mask = ~torch.isnan(truth)
-                        diff = (pred.detach() - truth.nan_to_num()).abs() * mask
-                        abs_errors += diff.sum(0) * torch.tensor(transform.std, dtype=torch.float32)
-                        counts += mask.sum(0)
-                if validating:
-                    val_metrics, _ = evaluate(evaluated, store, split.val, transform, targets_gpa)
-                row = {
-                    "epoch": epoch,
-                    "train_loss": float(np.mean(losses)),
-                    "lr": optimizer.param_groups[0]["lr"],
-                    "epoch_seconds": time.perf_counter() - epoch_start,
-                }
-                for column, target in enumerate(config.targets):
-                    row[f"train_{target}_mae_log10"] = float(abs_errors[column] / counts[column])
-                    if validating:
-                        row[f"val_{target}_mae_log10"] = val_metrics[f"{target}_mae_log10"]
-                score = target_score(
-                    [row[f"{scored}_{t}_mae_log10"] for t in config.targets], config.target_score
-                )
-                row[f"{scored}_mae_log10"] = score
-                history.append(row)
-                if score < best["score"] or not validating:
-                    best = {
-                        "score": score,
-                        "epoch": epoch,
-                        "state": {k: v.clone() for k, v in evaluated.state_dict().items()},
-                    }
-                    patience_left = config.patience
-                elif patience_left is not None:
-                    patience_left -= 1
-                _save_checkpoint(
-                    output_dir / CHECKPOINT,
-                    {
-                        "epoch": epoch,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "shuffler": shuffler.get_state(),
-                        "torch_rng": torch.get_rng_state(),
-                        "averaged": averaged.state_dict() if averaged is not None else None,
-                        "history": history,
-                        "best": best,
-                        "run_id": run_id,
-                    },
-                )
-                if mlflow:
-                    mlflow.log_metrics(
-                        {f"{EPOCH_PREFIX}{k}": v for k, v in row.items() if k != "epoch"},
-                        step=epoch,
-                    )
-                postfix = {"loss": f"{row['train_loss']:.3f}", f"{scored}_mae": f"{score:.4f}"}
-                if validating:
-                    postfix["best"] = f"{best['score']:.4f}@{best['epoch']}"
-                bar.set_postfix(postfix)
-                _stop_if_requested(stop)
-                if on_epoch is not None:
-                    on_epoch(epoch, row)
-                if patience_left is not None and patience_left <= 0:
-                    log(
-                        f"early stop at epoch {epoch}: no better validation MAE for "
-                        f"{config.patience} epochs"
-                    )
-                    break
-    except StopTraining as request:
-        if mlflow:
-            mlflow.set_tag("zoo.stopped", str(request))
-            mlflow.end_run(status="FINISHED")
-        raise
-    except KeyboardInterrupt:
-        if mlflow:
-            mlflow.end_run(status="KILLED")
-        log(
-            f"interrupted; the last finished epoch is saved. Continue with: "
-            f"zoo train --resume {output_dir}"
+            for target in config.targets:
+                row[f"val_{target}_mae_log10"] = val_metrics[f"{target}_mae_log10"]
+        score = target_score(
+            [row[f"{scored}_{t}_mae_log10"] for t in config.targets], config.target_score
         )
-        raise
-    except BaseException:
-        if mlflow:
-            mlflow.end_run(status="FAILED")
-        raise
-    train_seconds = time.perf_counter() - started
+        row[f"{scored}_mae_log10"] = score
+        row["epoch_seconds"] = time.perf_counter() - started
+        _keep_best(session, row, score, validating, config.patience)
+        session.train_seconds += row["epoch_seconds"]
+        session.complete = epoch == config.epochs or (
+            session.patience_left is not None and session.patience_left <= 0
+        )
+        _save_epoch(run.output_dir, session, run.logger)
+        postfix = {"loss": f"{row['train_loss']:.3f}", f"{scored}_mae": f"{score:.4f}"}
+        if validating:
+            postfix["best"] = f"{session.best['score']:.4f}@{session.best['epoch']}"
+        bar.set_postfix(postfix)
+        _stop_if_requested(run.stop)
+        if run.on_epoch is not None:
+            run.on_epoch(epoch, row)
+        if session.complete and epoch < config.epochs:
+            run.log(
+                f"early stop at epoch {epoch}: no better validation MAE for "
+                f"{config.patience} epochs"
+            )
 
-    model.load_state_dict(best["state"])
+
+def _train_one_epoch(config: TrainConfig, session: _Session, stop: dict) -> dict:
+    """One pass over the training crystals; the row of the epoch's training figures."""
+    session.model.train()
+    targets = config.targets
+    order = torch.randperm(len(session.train_targets), generator=session.shuffler)
+    losses, abs_errors, counts = [], torch.zeros(len(targets)), torch.zeros(len(targets))
+    scale = torch.tensor(session.transform.std, dtype=torch.float32)
+    for step in range(session.steps_per_epoch):
+        batch = order[step * config.batch_size : (step + 1) * config.batch_size]
+        if len(batch) < 2:  # batch norm needs two crystals
+            continue
+        truth = session.train_targets[batch]
+        session.optimizer.zero_grad()
+        pred, loss = backward_multitask(
+            session.model,
+            session.train_store.batch(batch),
+            truth,
+            config.loss,
+            config.task_gradients,
+        )
+        session.optimizer.step()
+        session.scheduler.step()
+        if session.averaged is not None:
+            session.averaged.update_parameters(session.model)
+        losses.append(loss.item())
+        _stop_if_requested(stop)
+        with torch.no_grad():
+            mask = ~torch.isnan(truth)
+            abs_errors += ((pred.detach() - truth.nan_to_num()).abs() * mask).sum(0) * scale
+            counts += mask.sum(0)
+    row = {"train_loss": float(np.mean(losses)), "lr": session.optimizer.param_groups[0]["lr"]}
+    for column, target in enumerate(targets):
+        row[f"train_{target}_mae_log10"] = float(abs_errors[column] / counts[column])
+    return row
+
+
+def _keep_best(session: _Session, row: dict, score: float, validating: bool, patience) -> None:
+    """Add the epoch to the history; keep its weights if its score is the best (always in a
+    train+val refit, which keeps the last epoch) and count down the patience otherwise."""
+    session.history.append(row)
+    if score < session.best["score"] or not validating:
+        state = {k: v.clone() for k, v in session.evaluated.state_dict().items()}
+        session.best = {"score": score, "epoch": row["epoch"], "state": state}
+        session.patience_left = patience
+    elif session.patience_left is not None:
+        session.patience_left -= 1
+
+
+def _save_epoch(output_dir: Path, session: _Session, logger) -> None:
+    """Checkpoint first, then the history file, then MLflow: a kill between them leaves the
+    checkpoint ahead, and a resume fills in what MLflow lacks (:meth:`RunLogger.fill_epochs`)."""
+    with atomic_write(output_dir / CHECKPOINT) as partial:
+        torch.save(session.checkpoint(logger.run_id), partial)
+        failpoint("checkpoint-part")
+    _write_history(output_dir, session.history)
+    failpoint("epoch-saved")
+    logger.log_epoch(session.history[-1], EPOCH_PREFIX)
+
+
+def _write_history(output_dir: Path, history: list[dict]) -> None:
+    with atomic_write(output_dir / HISTORY_FILE) as partial:
+        pd.DataFrame(history).to_csv(partial, index=False)
+
+
+def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainResult:
+    """Best epoch's weights -> metrics and predictions of every split, plots, bundle, MLflow."""
+    config, output_dir, logger = run.config, run.output_dir, run.logger
+    model = session.model
+    model.load_state_dict(session.best["state"])
     metrics: dict[str, float] = {
-        "best_epoch": best["epoch"],
-        "train_seconds": train_seconds,
-        "epochs_run": len(history),
+        "best_epoch": session.best["epoch"],
+        "train_seconds": session.train_seconds,
+        "epochs_run": len(session.history),
     }
     frames = []
     for name in SPLITS:
-        indices = getattr(split, name)
-        split_metrics, pred = evaluate(model, store, indices, transform, targets_gpa)
+        indices = getattr(data.split, name)
+        split_metrics, pred = evaluate(
+            model, data.store, indices, session.transform, data.targets_gpa
+        )
         metrics.update({f"{name}_{k}": v for k, v in split_metrics.items()})
-        frame = pd.DataFrame({"id": [store.ids[i] for i in indices], "split": name})
+        frame = pd.DataFrame({"id": [data.store.ids[i] for i in indices], "split": name})
         for column, target in enumerate(config.targets):
-            frame[f"{target}_true_gpa"] = targets_gpa[indices, column]
+            frame[f"{target}_true_gpa"] = data.targets_gpa[indices, column]
             frame[f"{target}_pred_gpa"] = 10.0 ** pred[:, column]
         frames.append(frame)
     predictions = pd.concat(frames, ignore_index=True)
-    predictions.to_csv(output_dir / PREDICTIONS_FILE, index=False)
-    pd.DataFrame(history).to_csv(output_dir / "history.csv", index=False)
+    failpoint("final-evaluated")
+    with atomic_write(output_dir / PREDICTIONS_FILE) as partial:
+        predictions.to_csv(partial, index=False)
+    _write_history(output_dir, session.history)
+    pictures = _pictures(config, session.history, predictions, metrics, output_dir)
+    write_text(output_dir / METRICS_FILE, json.dumps(metrics, indent=2))
+    bundle = bundle_from_model(
+        model,
+        config.model,
+        config.graph,
+        session.transform,
+        data.element_table,
+        train_config=config.model_dump(mode="json"),
+        metrics=metrics,
+    )
+    bundle_path = bundle.save(output_dir / f"model{BUNDLE_SUFFIX}")
+    files = [*pictures, output_dir / PREDICTIONS_FILE, output_dir / HISTORY_FILE]
+    files.append(output_dir / METRICS_FILE)
+    if (output_dir / SKIPPED_FILE).exists():
+        files.append(output_dir / SKIPPED_FILE)
+    logger.log_final(metrics, files, [bundle_path])
+    failpoint("final-logged")
+    return TrainResult(
+        output_dir,
+        bundle_path,
+        logger.run_id,
+        metrics,
+        session.history,
+        session.best["epoch"],
+        data.skipped,
+    )
+
+
+def _pictures(config, history, predictions, metrics, output_dir) -> list[Path]:
     pictures = [plots.learning_curve(history, config.targets, output_dir / "learning_curve.png")]
     for target in config.targets:
         test_mae = metrics.get(f"test_{target}_mae_gpa", float("nan"))
@@ -543,36 +729,4 @@ def train(
                 title=f"{config.model}: {target} modulus (test MAE {test_mae:.1f} GPa)",
             )
         )
-    (output_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    bundle = bundle_from_model(
-        model,
-        config.model,
-        config.graph,
-        transform,
-        data.element_table,
-        train_config=config.model_dump(mode="json"),
-        metrics=metrics,
-    )
-    bundle_path = bundle.save(output_dir / f"model{BUNDLE_SUFFIX}")
-    if mlflow:
-        mlflow.log_metrics(
-            {
-                k: float(v)
-                for k, v in metrics.items()
-                if isinstance(v, (int, float)) and math.isfinite(v)
-            }
-        )
-        for path in [
-            *pictures,
-            output_dir / PREDICTIONS_FILE,
-            output_dir / "history.csv",
-            output_dir / "metrics.json",
-        ]:
-            mlflow.log_artifact(str(path))
-        if (output_dir / "skipped.csv").exists():
-            mlflow.log_artifact(str(output_dir / "skipped.csv"))
-        mlflow.log_artifact(str(bundle_path), artifact_path="model")
-        mlflow.end_run(status="FINISHED")
-    return TrainResult(
-        output_dir, bundle_path, run_id, metrics, history, best["epoch"], data.skipped
-    )
+    return pictures

@@ -1,0 +1,225 @@
+"""A kill at any instant loses nothing (issue 14): the same command, or the resume command the
+tool prints, continues the work in the same folder and MLflow run, fills in what the kill kept
+from MLflow, and no run stays RUNNING once zoo runs again. Kills land at named fail points
+(:mod:`zoo.faults`); ``bench/bench_faults.py`` adds many random instants."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import mlflow
+import optuna
+import pandas as pd
+import psutil
+import pytest
+import torch
+from mlflow import MlflowClient
+from optuna.trial import TrialState
+
+from tests.conftest import rocksalt
+from zoo import tracking
+from zoo.config import load_config
+from zoo.files import atomic_write, remove_stale_partials
+from zoo.graph_store import build_store
+from zoo.graphs import GraphSettings
+from zoo.training import train
+
+pytestmark = pytest.mark.slow
+
+
+def zoo(*args: str, cwd, failpoint: str | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DGLBACKEND": "pytorch"}
+    env.pop("ZOO_FAILPOINT", None)
+    if failpoint:
+        env["ZOO_FAILPOINT"] = failpoint
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def client() -> MlflowClient:
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    return MlflowClient()
+
+
+def runs(experiment: str = "zoo") -> list:
+    found = client().get_experiment_by_name(experiment)
+    return client().search_runs([found.experiment_id]) if found else []
+
+
+def steps(run_id: str, key: str = "epoch/train_loss") -> list[int]:
+    return sorted(m.step for m in client().get_metric_history(run_id, key))
+
+
+def record(folder) -> dict:
+    return json.loads((folder / "run.json").read_text())
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_in_its_folder_and_run(isolated):
+    killed = zoo("train", "--epochs", "3", "--run-name", "k", cwd=isolated, failpoint="run-opened")
+    assert killed.returncode == -signal.SIGKILL
+    folder = isolated / "runs" / "k"
+    assert not (folder / "last.pt").exists() and record(folder)["status"] == "RUNNING"
+    (run,) = runs()
+    assert run.info.status == "RUNNING" and record(folder)["run_id"] == run.info.run_id
+
+    other = zoo("train", "--epochs", "3", "--run-name", "u", cwd=isolated)  # zoo runs again
+    assert other.returncode == 0, other.stderr
+    by_id = {r.info.run_id: r for r in runs()}
+    assert by_id[run.info.run_id].info.status == "KILLED"  # its process is gone
+    assert record(folder)["status"] == "KILLED"
+
+    resumed = zoo("train", "--resume", "runs/k", cwd=isolated)
+    assert resumed.returncode == 0, resumed.stderr
+    by_id = {r.info.run_id: r for r in runs()}
+    assert len(by_id) == 2 and by_id[run.info.run_id].info.status == "FINISHED"
+    assert steps(run.info.run_id) == [1, 2, 3]
+    assert record(folder)["status"] == "FINISHED"
+    # the same numbers as the uninterrupted run with the same seed
+    straight = json.loads((isolated / "runs" / "u" / "metrics.json").read_text())
+    again = json.loads((folder / "metrics.json").read_text())
+    for key in straight:
+        if key != "train_seconds":
+            assert again[key] == straight[key], key
+    predictions = pd.read_csv(folder / "predictions.csv")
+    pd.testing.assert_frame_equal(predictions, pd.read_csv(isolated / "runs/u/predictions.csv"))
+    # a finished run resumed again is left as it is
+    assert "finished earlier" in zoo("train", "--resume", "runs/k", cwd=isolated).stdout
+    assert steps(run.info.run_id) == [1, 2, 3]
+
+
+def test_a_kill_between_checkpoint_and_mlflow_leaves_no_gap(isolated):
+    killed = zoo("train", "--epochs", "4", "--run-name", "g", cwd=isolated,
+                 failpoint="epoch-saved@2")  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    folder = isolated / "runs" / "g"
+    assert pd.read_csv(folder / "history.csv")["epoch"].tolist() == [1, 2]  # written each epoch
+    (run,) = runs()
+    assert steps(run.info.run_id) == [1]  # epoch 2 is in the checkpoint, not in MLflow
+    assert zoo("train", "--resume", "runs/g", cwd=isolated).returncode == 0
+    for key in ("epoch/train_loss", "epoch/val_mae_log10", "epoch/lr"):
+        assert steps(run.info.run_id, key) == [1, 2, 3, 4], key
+    history = pd.read_csv(folder / "history.csv")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    # the whole run's training time, not the resumed part's
+    assert metrics["train_seconds"] == pytest.approx(history["epoch_seconds"].sum(), rel=1e-9)
+
+
+def test_a_kill_inside_a_checkpoint_write_keeps_the_previous_one(isolated):
+    killed = zoo("train", "--epochs", "3", "--run-name", "c", cwd=isolated,
+                 failpoint="checkpoint-part@2")  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    folder = isolated / "runs" / "c"
+    assert torch.load(folder / "last.pt", weights_only=False)["epoch"] == 1
+    assert list(folder.glob("*.part"))  # what the kill left
+    assert zoo("train", "--resume", "runs/c", cwd=isolated).returncode == 0
+    assert not list(folder.glob("*.part"))  # cleaned up by the resume
+    (run,) = runs()
+    assert steps(run.info.run_id) == [1, 2, 3] and run.info.status == "FINISHED"
+
+
+def test_a_failed_run_says_so_in_its_folder_and_in_mlflow(isolated, demo):
+    def explode(epoch, row):
+        raise RuntimeError("disk full")
+
+    config = load_config(None, {"epochs": 3, "run_name": "f"})
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(config, dataset=demo, on_epoch=explode, progress=False)
+    folder = isolated / "runs" / "f"
+    assert record(folder)["status"] == "FAILED"
+    assert record(folder)["error"] == "RuntimeError: disk full"
+    (run,) = runs()
+    assert run.info.status == "FAILED"
+
+
+def test_stale_temporary_files_are_removed_and_live_ones_kept(isolated):
+    cache = isolated / "graph-cache"
+    cache.mkdir()
+    gone = psutil.Process().create_time()  # a pid that is surely not running:
+    dead = max(psutil.pids()) + 10_000
+    stale = cache / f"graphs-abc.bin.{dead}-0123456789ab.part"
+    stale.write_text("half")
+    with atomic_write(cache / "graphs-def.bin") as partial:  # a live writer's file
+        partial.write_text("writing")
+        assert remove_stale_partials(cache) == [stale] and partial.exists()
+    assert gone > 0
+    stale.write_text("half")
+    build_store(["nacl"], [rocksalt()], GraphSettings(), cache_dir=cache, progress=False)
+    assert not stale.exists()
+
+
+def tune(*extra: str, cwd, failpoint: str | None = None):
+    args = ("tune", "--pruner", "none", "--trials", "2", "--epochs", "2", *extra)
+    return zoo(*args, cwd=cwd, failpoint=failpoint)
+
+
+@pytest.mark.parametrize("point", ["trial-planned", "run-opened"])
+def test_a_trial_killed_before_its_first_epoch_continues_in_its_folder_and_run(isolated, point):
+    assert tune(cwd=isolated, failpoint=point).returncode == -signal.SIGKILL
+    storage = "sqlite:///mlruns/optuna/cgcnn-shear.db"
+    (killed,) = optuna.load_study(study_name="cgcnn-shear", storage=storage).get_trials()
+    assert killed.state == TrialState.RUNNING
+    done = tune(cwd=isolated)
+    assert done.returncode == 0, done.stderr
+    trials = optuna.load_study(study_name="cgcnn-shear", storage=storage).get_trials()
+    finished = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(finished) == 2
+    continued = next(t for t in trials if t.user_attrs.get("zoo.resume_of") == killed.number)
+    assert continued.state == TrialState.COMPLETE and continued.params == killed.params
+    assert continued.user_attrs["zoo.output_dir"] == killed.user_attrs["zoo.output_dir"]
+    trial_runs = [r for r in runs("tune-cgcnn-shear") if "optuna.trial_number" in r.data.tags]
+    assert len(trial_runs) == 2  # the continued trial reused the killed trial's run
+    assert all(r.info.status == "FINISHED" for r in runs("tune-cgcnn-shear"))
+    folder_runs = [
+        r
+        for r in trial_runs
+        if r.data.tags["zoo.output_dir"] == killed.user_attrs["zoo.output_dir"]
+    ]
+    assert len(folder_runs) == 1  # opened by the killed trial (run-opened), reused, FINISHED
+    assert folder_runs[0].info.run_id == continued.user_attrs["zoo.mlflow_run_id"]
+    folders = {t.user_attrs["zoo.output_dir"] for t in finished}
+    assert len(folders) == 2
+    for folder in folders:
+        assert pd.read_csv(f"{folder}/history.csv")["epoch"].tolist() == [1, 2]
+
+
+def test_zoo_ui_stops_its_server_when_killed_and_refuses_a_busy_port(isolated):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", "ui", "--port", port],
+        cwd=isolated,
+        env={**os.environ, "DGLBACKEND": "pytorch"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    line = ui.stdout.readline()  # printed once the UI answers
+    assert line.startswith(f"MLflow UI at http://127.0.0.1:{port} "), line
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+        assert answer.status == 200
+    busy = zoo("ui", "--port", port, cwd=isolated)
+    assert busy.returncode == 2 and f"port {port} on 127.0.0.1 is in use" in busy.stderr
+    server = [p for p in psutil.Process(ui.pid).children(recursive=True)]
+    assert server, "zoo ui started no server"
+    ui.kill()  # SIGKILL: zoo ui cannot clean up itself
+    ui.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(p.is_running() and p.status() != "zombie" for p in server):
+        time.sleep(0.2)
+    assert not [p.pid for p in server if p.is_running() and p.status() != "zombie"]

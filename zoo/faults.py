@@ -1,0 +1,38 @@
+"""Named fail points, for proving that a kill at any instant loses nothing.
+
+``failpoint(name)`` does nothing unless the environment variable ``ZOO_FAILPOINT`` names it:
+``ZOO_FAILPOINT=epoch-saved@3`` kills this process with SIGKILL (no clean-up, no ``finally``)
+the third time it reaches ``epoch-saved``; without ``@N``, the first time. The fault-injection
+benchmark (``bench/bench_faults.py``) and the tests use them to land a kill exactly inside the
+short windows that random instants rarely hit (between a checkpoint and its MLflow call, during
+the model's registration). The points, in the order a run reaches them:
+
+``run-opened``        the MLflow run is open and recorded; no epoch has run
+``checkpoint-part``   an epoch's checkpoint is written to its temporary file, not yet renamed
+``epoch-saved``       checkpoint and history.csv written; the epoch is not in MLflow yet
+``final-evaluated``   training is over, the final metrics are computed, nothing written
+``final-logged``      every result file and MLflow record is written; the run is not closed
+``trial-planned``     a tuning trial has named its run folder, which does not exist yet
+``refit-registered``  ``zoo tune --final``: the refit is registered, the alias not yet moved
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+ENV = "ZOO_FAILPOINT"
+_reached: dict[str, int] = {}
+
+
+def failpoint(name: str) -> None:
+    """SIGKILL this process if ``$ZOO_FAILPOINT`` names this point (see the module docstring)."""
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return
+    point, _, count = wanted.partition("@")
+    if point != name:
+        return
+    _reached[name] = _reached.get(name, 0) + 1
+    if _reached[name] == int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,95 @@
+"""A training run's folder and its record, written so that a kill at any instant leaves a
+folder that says what happened and that ``zoo train --resume`` continues.
+
+Files (all written with :func:`zoo.files.atomic_write`):
+
+- ``config.yaml``: the resolved config, written before anything else;
+- ``run.json``: the record: ``status`` (RUNNING, FINISHED, FAILED, KILLED, STOPPED), the MLflow
+  ``run_id`` (once there is one), the ``owner`` process (:mod:`zoo.processes`), the ``error``
+  of a failed run and when the record was last ``updated``. A RUNNING record whose owner is
+  gone was killed (SIGKILL, a lost machine): :func:`read_record` says so;
+- ``last.pt``: the checkpoint after the last finished epoch (model, optimiser, history...);
+- ``history.csv``: one row per finished epoch, rewritten after every epoch;
+- at the end: ``metrics.json``, ``predictions.csv``, plots and the model bundle.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from zoo.files import atomic_write
+from zoo.processes import owner_is_gone, owner_token
+
+CONFIG_FILE = "config.yaml"
+RECORD_FILE = "run.json"
+CHECKPOINT = "last.pt"
+HISTORY_FILE = "history.csv"
+METRICS_FILE = "metrics.json"
+
+RUNNING, FINISHED, FAILED, KILLED, STOPPED = "RUNNING", "FINISHED", "FAILED", "KILLED", "STOPPED"
+
+
+def free_run_dir(output_dir: str | Path, name: str) -> Path:
+    """``output_dir/name``, or ``name-2``, ``name-3``... if that is taken (nothing created)."""
+    path = Path(output_dir) / name
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path(output_dir) / f"{name}-{suffix}"
+    return path
+
+
+def start_run_folder(path: Path, config_yaml: str) -> Path:
+    """Create the folder (if needed) and write its config (if not there yet). Idempotent, so a
+    folder chosen before a kill is completed by the next call."""
+    path.mkdir(parents=True, exist_ok=True)
+    if not (path / CONFIG_FILE).exists():
+        write_text(path / CONFIG_FILE, config_yaml)
+    return path
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_write(path) as partial:
+        partial.write_text(text)
+
+
+def read_record(path: Path) -> dict:
+    """The folder's record (an empty RUNNING-less dict when there is none yet). A RUNNING
+    record whose owner process is gone reads as KILLED."""
+    try:
+        record = json.loads((path / RECORD_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    if record.get("status") == RUNNING and owner_is_gone(record.get("owner")):
+        record["status"] = KILLED
+    return record
+
+
+def write_record(path: Path, status: str, **fields) -> dict:
+    """Update the record: ``status``, this process as owner, the time, and ``fields``."""
+    record = read_record(path)
+    record.update(
+        fields,
+        status=status,
+        owner=owner_token(),
+        updated=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    if status != FAILED:
+        record.pop("error", None)
+    write_text(path / RECORD_FILE, json.dumps(record, indent=2))
+    return record
+
+
+def mark_if_orphaned(path: Path) -> bool:
+    """Write KILLED into a folder whose RUNNING record's owner is gone; True if it did."""
+    try:
+        raw = json.loads((path / RECORD_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    if raw.get("status") != RUNNING or not owner_is_gone(raw.get("owner")):
+        return False
+    raw.update(status=KILLED, updated=datetime.now(UTC).isoformat(timespec="seconds"))
+    write_text(path / RECORD_FILE, json.dumps(raw, indent=2))
+    return True
