@@ -183,6 +183,8 @@ def test_a_species_that_is_no_element_is_that_entrys_error_only(isolated, bundle
     folder = isolated / "cifs"
     folder.mkdir()
     (folder / "dummy.cif").write_text(cube_cif("dummy", ("Xx", 0, 0, 0), ("Na", 0.5, 0.5, 0.5)))
+    # pymatgen alone would read Nvg as nitrogen: a wrong structure, a silent number
+    (folder / "misread.cif").write_text(cube_cif("m", ("Nvg", 0, 0, 0), ("Na", 0.5, 0.5, 0.5)))
     rocksalt().to(filename=str(folder / "nacl.cif"))
     fcc_primitive().to(filename=str(folder / "cu.cif"))
     done = cli("predict", "--model", str(bundle_path), "--input", str(folder), "-o", "p.csv",
@@ -190,9 +192,21 @@ def test_a_species_that_is_no_element_is_that_entrys_error_only(isolated, bundle
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     table = pd.read_csv(isolated / "p.csv", keep_default_na=False).set_index("id")
-    assert table.loc["dummy", "error"] == "site 0: species Xx0+ is not a chemical element"
+    for entry, symbol in (("dummy", "Xx"), ("misread", "Nvg")):
+        reason = f"cannot read structure (species '{symbol}' is not a chemical element)"
+        assert table.loc[entry, "error"] == reason
     assert table.loc[["nacl", "cu"], "error"].eq("").all()
     assert (table.loc[["nacl", "cu"], "shear_gpa"].astype(float) > 0).all()
+
+
+def test_a_dummy_species_built_in_python_is_named():
+    from pymatgen.core.periodic_table import DummySpecies
+
+    from zoo.dataset import check_structure
+
+    odd = Structure(Lattice.cubic(4.0), [DummySpecies("Xx"), "Na"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    with pytest.raises(BadInputError, match="odd: site 0: species Xx0\\+ is not a chemical"):
+        check_structure("odd", odd)
 
 
 def test_a_structure_given_directly_is_checked_too(bundle_path):

@@ -46,6 +46,7 @@ def structure_from_input(value, allow_paths: bool = False) -> Structure:
     it a path is refused before the file system is touched, so a remote caller of a served
     model can neither read a server's files nor learn which exist."""
     from zoo.readers.ase_files import read_structure_file
+    from zoo.readers.cif import structure_from_cif
 
     if isinstance(value, Structure):
         return value
@@ -64,7 +65,9 @@ def structure_from_input(value, allow_paths: bool = False) -> Structure:
         return read_structure_file(path)
     if isinstance(value, str):
         text = value.strip()
-        return Structure.from_str(text, fmt="cif" if "data_" in text else "poscar")
+        if "data_" in text:
+            return structure_from_cif(text)
+        return Structure.from_str(text, fmt="poscar")
     raise ValueError(f"unsupported structure value of type {type(value).__name__}")
 
 

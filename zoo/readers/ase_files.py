@@ -13,6 +13,7 @@ from pathlib import Path
 from pymatgen.core import Structure
 
 from zoo.dataset import Dataset, DatasetBuilder
+from zoo.readers.cif import read_cif_file
 
 DEFAULT_TARGET_KEYS = {"shear": "shear", "bulk": "bulk"}
 STRUCTURE_SUFFIXES = {".cif", ".vasp", ".poscar", ".xyz", ".extxyz", ".json", ".traj", ".in"}
@@ -92,7 +93,7 @@ def read_structure_file(path: Path) -> Structure:
     if path.stat().st_size == 0:
         raise ValueError(f"file {path.name} is empty")
     if path.suffix.lower() == ".cif":
-        return Structure.from_file(path)
+        return read_cif_file(path)
     return atoms_to_structure(ase.io.read(path))
 
 

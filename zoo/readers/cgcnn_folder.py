@@ -13,6 +13,7 @@ from pathlib import Path
 from pymatgen.core import Structure
 
 from zoo.dataset import Dataset, DatasetBuilder
+from zoo.readers.cif import read_cif_file
 
 
 def read_cgcnn_folder(
@@ -46,9 +47,7 @@ def read_cgcnn_folder(
 
 
 def read_cif(path: Path) -> Structure:
-    """One structure from a CIF file; an empty or unparsable file is an error naming it."""
+    """One structure from a CIF file; a missing, empty or unparsable file is an error naming it."""
     if not path.exists():
         raise ValueError(f"file {path} does not exist")
-    if path.stat().st_size == 0:
-        raise ValueError(f"file {path} is empty")
-    return Structure.from_file(path)
+    return read_cif_file(path)

@@ -8,6 +8,7 @@ from pymatgen.core import Structure
 
 from zoo.dataset import Dataset, DatasetBuilder
 from zoo.errors import BadInputError
+from zoo.readers.cif import structure_from_cif
 
 DEFAULT_ID_KEY = "mp_id"
 DEFAULT_TARGET_KEYS = {"shear": "shear_modulus_vrh", "bulk": "bulk_modulus_vrh"}
@@ -19,7 +20,7 @@ def structure_from_value(value) -> Structure:
     if isinstance(value, dict):
         return Structure.from_dict(value)
     if isinstance(value, str):
-        return Structure.from_str(value, fmt="cif")
+        return structure_from_cif(value)
     raise ValueError(f"unsupported structure value of type {type(value).__name__}")
 
 
