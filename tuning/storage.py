@@ -56,19 +56,23 @@ def open_storage(url: str | None, study_name: str):
     if url.startswith("sqlite:"):
         # several local workers write to one file: wait for the lock instead of failing
         engine_kwargs = {"connect_args": {"timeout": 60}}
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    from zoo.tracking import first_use_lock
+    from zoo.tracking import create_sqlite_once, first_use_lock, sqlite_path
 
-    with warnings.catch_warnings(), first_use_lock(url):  # tables are created on first use
-        # the heartbeat is flagged experimental since Optuna 2.9
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+    def storage(at: str) -> optuna.storages.RDBStorage:
         return optuna.storages.RDBStorage(
-            url,
+            at,
             engine_kwargs=engine_kwargs,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=GRACE_SECONDS,
             heartbeat_stale_trial_callback=requeue,
         )
+
+    with warnings.catch_warnings(), first_use_lock(url):  # tables are created on first use
+        # the heartbeat is flagged experimental since Optuna 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if sqlite_path(url) is not None:  # created whole or not at all
+            create_sqlite_once(sqlite_path(url), lambda at: storage(at).engine.dispose())
+        return storage(url)
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:

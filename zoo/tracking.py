@@ -36,16 +36,88 @@ def default_store_missing() -> bool:
     return not os.environ.get("MLFLOW_TRACKING_URI") and not (MLRUNS / "mlflow.db").exists()
 
 
-def _enable_wal(uri: str) -> None:
-    """Write-ahead logging on a SQLite store, so that readers (``zoo ui``, a second training or
-    tuning process) do not block the process that logs, and vice versa. Persistent per file."""
+def sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` URI (None for other stores)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+def create_sqlite_once(path: Path, initialise) -> None:
+    """Create the SQLite database ``path`` so that no process ever sees half of it: unless it
+    exists, ``initialise(url)`` builds it in a temporary file that then replaces ``path`` in one
+    step, in write-ahead-logging mode (readers such as ``zoo ui`` and writers do not block each
+    other). MLflow creates its tables and then stamps their version in separate steps; a kill
+    in between left a store that every later process refused ("table ... already exists").
+    Call under :func:`first_use_lock`."""
     import sqlite3
 
-    if not uri.startswith("sqlite:///"):
+    from zoo.files import atomic_write
+
+    if path.exists():
         return
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as partial:
+        initialise(f"sqlite:///{partial}")
+        with sqlite3.connect(partial, timeout=SQLITE_TIMEOUT_SECONDS) as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+        for leftover in partial.parent.glob(f"{partial.name}-*"):  # -wal, -shm once closed
+            leftover.unlink(missing_ok=True)
+
+
+def _initialise_mlflow_store(url: str) -> None:
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    store = SqlAlchemyStore(url, str(Path(DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH).resolve()))
+    store.engine.dispose()
+
+
+def ensure_store(uri: str) -> None:
+    """A SQLite tracking store exists and is whole (:func:`create_sqlite_once`). A store whose
+    creation was cut short (by an older zoo, or MLflow itself: its schema is not at MLflow's
+    latest version and it holds no run and no registered model, so nothing is lost) is moved
+    aside to ``mlflow.db.unfinished-<time>`` and made anew."""
+    path = sqlite_path(uri)
+    if path is None:
+        return
+    with first_use_lock(uri):
+        if path.exists() and _unfinished(path):
+            aside = path.with_name(f"{path.name}.unfinished-{int(time.time())}")
+            for suffix in ("-journal", "-wal", "-shm"):  # its own, never the new store's
+                sidecar = path.with_name(path.name + suffix)
+                if sidecar.exists():
+                    sidecar.rename(aside.with_name(aside.name + suffix))
+            path.rename(aside)
+            print(f"MLflow store {path} was never finished (a kill while it was created); "
+                  f"moved to {aside.name} and made anew")  # fmt: skip
+        create_sqlite_once(path, _initialise_mlflow_store)
+
+
+def _unfinished(path: Path) -> bool:
+    """True for a store that is not at MLflow's latest schema and holds nothing."""
+    import sqlite3
+
+    from mlflow.store.db.utils import _get_latest_schema_revision
+
     with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_SECONDS) as connection:
-        connection.execute("PRAGMA journal_mode=WAL")
+
+        def count(query: str) -> int:
+            try:
+                return connection.execute(query).fetchone()[0]
+            except sqlite3.OperationalError:  # no such table
+                return 0
+
+        try:
+            (version,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+        except (sqlite3.OperationalError, TypeError):
+            version = None
+        if version == _get_latest_schema_revision():
+            return False
+        return (
+            count("SELECT count(*) FROM runs") + count("SELECT count(*) FROM registered_models")
+            == 0
+        )
 
 
 def quiet_logging() -> None:
@@ -58,37 +130,33 @@ def quiet_logging() -> None:
 
 @contextmanager
 def first_use_lock(uri: str):
-    """Serialise the first contact of several processes with one SQLite store: MLflow creates
-    and migrates the tables then, and two processes migrating at once fail ("duplicate column
-    name"). Other stores need no lock."""
-    if not uri.startswith("sqlite:///"):
+    """Serialise the first contact of several processes with one SQLite database: its tables
+    are created then. Other stores need no lock."""
+    path = sqlite_path(uri)
+    if path is None:
         yield
         return
-    import fcntl
+    from filelock import FileLock
 
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0] + ".lock"
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        yield
 
 
 def setup(experiment: str) -> str:
-    """Point MLflow at the store and return the id of ``experiment`` (created if new)."""
+    """Point MLflow at the store (created whole if new) and return the id of ``experiment``
+    (created if new)."""
     import mlflow
 
     quiet_logging()
     uri = tracking_uri()
+    ensure_store(uri)
     mlflow.set_tracking_uri(uri)
     with first_use_lock(uri):
         found = mlflow.get_experiment_by_name(experiment)
         if found is not None:
             return found.experiment_id
-        experiment_id = mlflow.create_experiment(experiment)
-        _enable_wal(uri)
-    return experiment_id
+        return mlflow.create_experiment(experiment)
 
 
 OWNER_TAG = "zoo.owner"
