@@ -132,8 +132,10 @@ def kill_train(cwd: Path, name: str, reference: Path, wall: float, rng, point: s
     code, _ = zoo([*TRAIN_ARGS, "--run-name", name], cwd, failpoint=point, kill_after=delay)
     landed = code == -signal.SIGKILL
     phase = f"fail point {point}" if point else train_phase(cwd / "runs" / name)
-    if landed:
+    if landed and (cwd / "runs" / name).exists():  # the resume command the tool prints
         zoo(["train", "--resume", f"runs/{name}"], cwd)
+    elif landed:  # killed before the run had a folder: nothing was done; the same command
+        zoo([*TRAIN_ARGS, "--run-name", name], cwd)
     return {"part": "zoo train", "instant": point or f"{delay:.2f} s", "phase": phase,
             "killed": landed, **train_invariants(cwd, name, reference)}  # fmt: skip
 

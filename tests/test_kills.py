@@ -99,6 +99,16 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_in_its_folder_and_run(
     assert steps(run.info.run_id) == [1, 2, 3]
 
 
+def test_a_run_folder_exists_whole_or_not_at_all(isolated):
+    args = ("train", "--epochs", "2", "--run-name", "w")
+    assert zoo(*args, cwd=isolated, failpoint="folder-part").returncode == -signal.SIGKILL
+    assert not (isolated / "runs" / "w").exists()  # nothing half made, nothing done
+    assert [p.name for p in (isolated / "runs").iterdir()][0].startswith(".w.")
+    assert zoo(*args, cwd=isolated).returncode == 0  # the same command
+    assert [p.name for p in (isolated / "runs").iterdir()] == ["w"]
+    assert record(isolated / "runs" / "w")["status"] == "FINISHED"
+
+
 def test_a_kill_between_checkpoint_and_mlflow_leaves_no_gap(isolated):
     killed = zoo("train", "--epochs", "4", "--run-name", "g", cwd=isolated,
                  failpoint="epoch-saved@2")  # fmt: skip

@@ -7,6 +7,7 @@ benchmark (``bench/bench_faults.py``) and the tests use them to land a kill exac
 short windows that random instants rarely hit (between a checkpoint and its MLflow call, during
 the model's registration). The points, in the order a run reaches them:
 
+``folder-part``       a run folder and its config are written under a temporary name
 ``run-opened``        the MLflow run is open and recorded; no epoch has run
 ``checkpoint-part``   an epoch's checkpoint is written to its temporary file, not yet renamed
 ``epoch-saved``       checkpoint and history.csv written; the epoch is not in MLflow yet

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,10 +32,10 @@ PARTIAL_PATTERN = re.compile(r"\.(\d+)-[0-9a-f]{12}\.part$")
 
 
 def remove_stale_partials(folder: str | Path) -> list[Path]:
-    """Remove the temporary files of :func:`atomic_write` in ``folder`` whose writer is gone
-    (killed before it could clean up): its pid no longer runs, or the process that has the pid
-    now started after the file was last written (a recycled pid). A live writer's file is left
-    alone. Returns the removed paths."""
+    """Remove the temporary files of :func:`atomic_write` (and the temporary folders named the
+    same way) in ``folder`` whose writer is gone (killed before it could clean up): its pid no
+    longer runs, or the process that has the pid now started after the file was last written (a
+    recycled pid). A live writer's file is left alone. Returns the removed paths."""
     import psutil
 
     removed = []
@@ -50,6 +51,9 @@ def remove_stale_partials(folder: str | Path) -> list[Path]:
         except FileNotFoundError:
             continue
         if not alive:
-            path.unlink(missing_ok=True)
+            if path.is_dir():  # a folder made in one step (zoo.run_folder.start_run_folder)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed.append(path)
     return removed

@@ -16,10 +16,13 @@ Files (all written with :func:`zoo.files.atomic_write`):
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from zoo.files import atomic_write
+from zoo.faults import failpoint
+from zoo.files import atomic_write, remove_stale_partials
 from zoo.processes import owner_is_gone, owner_token
 
 CONFIG_FILE = "config.yaml"
@@ -42,11 +45,27 @@ def free_run_dir(output_dir: str | Path, name: str) -> Path:
 
 
 def start_run_folder(path: Path, config_yaml: str) -> Path:
-    """Create the folder (if needed) and write its config (if not there yet). Idempotent, so a
-    folder chosen before a kill is completed by the next call."""
-    path.mkdir(parents=True, exist_ok=True)
-    if not (path / CONFIG_FILE).exists():
+    """The run folder with its config, made in one step: built under a temporary name beside
+    it and renamed into place, so that a folder either does not exist or holds its config
+    (a kill before that leaves nothing but a temporary folder, which a later call removes).
+    Idempotent: an existing folder keeps its config (one without, made by hand, gets it)."""
+    import uuid
+
+    if (path / CONFIG_FILE).exists():
+        return path
+    if path.is_dir():
         write_text(path / CONFIG_FILE, config_yaml)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_partials(path.parent)
+    partial = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.part")
+    partial.mkdir()
+    write_text(partial / CONFIG_FILE, config_yaml)
+    failpoint("folder-part")
+    try:
+        os.rename(partial, path)
+    except OSError:  # another process made it first: theirs stands
+        shutil.rmtree(partial, ignore_errors=True)
     return path
 
 
