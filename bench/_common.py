@@ -19,9 +19,9 @@ RESULTS = ROOT / "bench" / "results"
 
 
 def _child(config_path, overrides, queue):
-    from models import count_parameters
     from zoo.bundle import load_bundle
     from zoo.config import load_config
+    from zoo.models import count_parameters
     from zoo.training import train
 
     base = {

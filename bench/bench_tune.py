@@ -88,7 +88,7 @@ def study_figures(model: str, targets: list[str], work: Path) -> dict:
     """Trial counts, summed trial time, the best trial and its refit's test metrics."""
     import optuna
 
-    from tuning.storage import open_storage
+    from zoo.tuning.storage import open_storage
 
     name = study_name(model, targets)
     os.chdir(work)

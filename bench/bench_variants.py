@@ -57,7 +57,7 @@ def line_graph_size() -> list[dict]:
 def multitask_heads() -> dict:
     """``cgcnn-mt``'s defaults for the heads and loss weights, given to every ``--multitask``
     variant so that all multitask rows are trained alike."""
-    from models import resolve_config
+    from zoo.models import resolve_config
 
     defaults = resolve_config("cgcnn-mt")
     return {
@@ -222,7 +222,7 @@ def check_targets(table: list[dict], rows: list[dict]) -> None:
 
 
 def main():
-    from models import list_models
+    from zoo.models import list_models
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -1,8 +1,8 @@
 """Model variants, selected by name: ``create_model("cgcnn")``, ``list_models()``."""
 
-from models import cgcnn as _cgcnn  # noqa: F401  (registers the variants)
-from models import variants as _variants  # noqa: F401
-from models.registry import (
+from zoo.models import cgcnn as _cgcnn  # noqa: F401  (registers the variants)
+from zoo.models import variants as _variants  # noqa: F401
+from zoo.models.registry import (
     ModelEntry,
     count_parameters,
     create_model,

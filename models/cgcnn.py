@@ -32,10 +32,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 import zoo._backend  # noqa: F401
-from models.heads import Heads, LossWeights
-from models.layers import ElementFeatures, GaussianExpansion
-from models.registry import register_model
 from zoo import keys
+from zoo.models.heads import Heads, LossWeights
+from zoo.models.layers import ElementFeatures, GaussianExpansion
+from zoo.models.registry import register_model
 
 
 class CGCNNConfig(BaseModel):

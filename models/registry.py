@@ -88,8 +88,8 @@ def create_model(
     """
     entry = get_model_entry(name)
     if element_features is None:
-        from models.layers import element_feature_tensor
         from zoo.elements import generate_element_table
+        from zoo.models.layers import element_feature_tensor
 
         element_features = element_feature_tensor(generate_element_table())
     return entry.model_class(resolve_config(name, config), element_features, n_outputs)

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from models.cgcnn import CGCNN, CGCNNConfig, ConvLayer, mean_pool
-from models.layers import GaussianExpansion
-from models.registry import register_model
 from zoo import keys
+from zoo.models.cgcnn import CGCNN, CGCNNConfig, ConvLayer, mean_pool
+from zoo.models.layers import GaussianExpansion
+from zoo.models.registry import register_model
 
 
 class CGCNNMultitaskConfig(CGCNNConfig):

@@ -3,10 +3,10 @@
 import pytest
 import torch
 
-from models import create_model
 from zoo.bundle import bundle_from_model, load_bundle
 from zoo.elements import generate_element_table
 from zoo.graphs import GraphSettings
+from zoo.models import create_model
 from zoo.predict import predict_structures
 from zoo.transforms import TargetTransform
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from models import create_model
 from zoo.graph_store import build_store
 from zoo.graphs import GraphSettings
 from zoo.losses import backward_multitask, project_conflicts
+from zoo.models import create_model
 
 
 def test_project_conflicts_by_hand():

@@ -5,13 +5,13 @@ import pytest
 import torch
 from pymatgen.core import Lattice, Structure
 
-from models import count_parameters, create_model, get_model_entry, list_models, register_model
 from tests.conftest import rocksalt
 from zoo.bundle import bundle_from_model, load_bundle
 from zoo.elements import generate_element_table
 from zoo.graph_store import build_store
 from zoo.graphs import GraphSettings
 from zoo.losses import per_target_losses
+from zoo.models import count_parameters, create_model, get_model_entry, list_models, register_model
 from zoo.predict import predict_structures
 from zoo.transforms import TargetTransform
 

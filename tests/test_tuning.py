@@ -20,12 +20,12 @@ import yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
-from models import list_models
-from tuning.space import SPACES_DIR, default_space_path, load_space
-from tuning.storage import OUTPUT_ATTR, OWNER_ATTR, RESUME_ATTR, open_storage
-from tuning.study import StudySpec, run_study
 from zoo import tracking
 from zoo.cli import main
+from zoo.models import list_models
+from zoo.tuning.space import SPACES_DIR, default_space_path, load_space
+from zoo.tuning.storage import OUTPUT_ATTR, OWNER_ATTR, RESUME_ATTR, open_storage
+from zoo.tuning.study import StudySpec, run_study
 
 pytestmark = pytest.mark.slow
 
@@ -249,7 +249,7 @@ def test_champion_moves_only_for_a_better_validation_score(demo):
 
 
 def test_pruners_are_chosen_by_name():
-    from tuning.study import make_pruner
+    from zoo.tuning.study import make_pruner
 
     median = make_pruner("median", 100)
     assert isinstance(median, optuna.pruners.MedianPruner)
@@ -266,11 +266,11 @@ def test_pruners_are_chosen_by_name():
 
 
 def test_pruned_trials_are_marked_in_optuna_and_mlflow(demo, monkeypatch):
-    import tuning.study
+    import zoo.tuning.study
 
     # a pruner that stops every trial at its second epoch (epochs count from 1)
     monkeypatch.setattr(
-        tuning.study,
+        zoo.tuning.study,
         "make_pruner",
         lambda name, epochs: optuna.pruners.ThresholdPruner(upper=-1.0, n_warmup_steps=2),
     )

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import optuna
 
-from tuning.study import StudySpec
 from zoo.serving import register
+from zoo.tuning.study import StudySpec
 
 
 def registered_name(model: str, targets: list[str]) -> str:

@@ -30,15 +30,15 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from tuning.space import SearchSpace, default_space_path, load_space
-from tuning.storage import (
+from zoo.processes import owner_token
+from zoo.tuning.space import SearchSpace, default_space_path, load_space
+from zoo.tuning.storage import (
     INTERRUPTED_ATTR,
     OUTPUT_ATTR,
     OWNER_ATTR,
     open_storage,
     take_back_interrupted,
 )
-from zoo.processes import owner_token
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PARENT_ATTR = "zoo.mlflow_parent_run_id"
@@ -382,11 +382,11 @@ def run_study(spec: StudySpec, log=print) -> optuna.Study:
         else:
             work(spec, deadline, log, opened=(space, study))
     finally:
-        from tuning.report import summarise
+        from zoo.tuning.report import summarise
 
         summarise(spec, study, parent, log)
     if spec.final:
-        from tuning.final import refit_and_register
+        from zoo.tuning.final import refit_and_register
 
         refit_and_register(spec, study, parent, log)
     return study

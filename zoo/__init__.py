@@ -10,6 +10,7 @@ and free of import cycles.
 """
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
 import zoo._backend  # noqa: F401  (DGLBACKEND=pytorch before anything imports dgl)
 
@@ -27,6 +28,11 @@ _PUBLIC = {
     "train": "zoo.training",
 }
 __all__ = sorted(_PUBLIC)
+
+try:
+    __version__ = version("zoo")
+except PackageNotFoundError:  # run from a source tree that is not installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str):

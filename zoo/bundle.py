@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from models import create_model, get_model_entry, resolve_config
 from zoo.elements import ElementTable
 from zoo.files import atomic_write
 from zoo.graphs import GraphSettings
+from zoo.models import create_model, get_model_entry, resolve_config
 from zoo.transforms import TargetTransform
 from zoo.versions import package_versions
 
@@ -55,7 +55,7 @@ class ModelBundle:
 
     def build_model(self) -> torch.nn.Module:
         """The model with the bundle's weights, in eval mode (strict weight loading)."""
-        from models.layers import element_feature_tensor
+        from zoo.models.layers import element_feature_tensor
 
         model = create_model(
             self.model_name,

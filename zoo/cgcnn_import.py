@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from models import create_model
-from models.layers import element_feature_tensor
 from zoo.bundle import ModelBundle
 from zoo.elements import ElementTable
 from zoo.graphs import GraphSettings
+from zoo.models import create_model
+from zoo.models.layers import element_feature_tensor
 from zoo.transforms import TargetTransform
 
 _TARGET_HINTS = {"shear": "shear", "bulk": "bulk"}

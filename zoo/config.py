@@ -128,7 +128,7 @@ class TrainConfig(_Strict):
 
     @model_validator(mode="after")
     def _resolve_model(self) -> TrainConfig:
-        from models import get_model_entry, resolve_config
+        from zoo.models import get_model_entry, resolve_config
 
         entry = get_model_entry(self.model)
         self.architecture = resolve_config(self.model, self.architecture).model_dump()

@@ -169,20 +169,39 @@ def pip_requirements() -> list[str]:
 def log_pyfunc(bundle_path: str | Path):
     """Log the bundle as a pyfunc model into the active MLflow run; returns the ModelInfo.
     The model is logged from code (``zoo/pyfunc_model.py``, nothing pickled), and the ``zoo``
-    and ``models`` code goes with it, so a serving environment needs only the pinned
-    dependencies."""
-    import models
-    import zoo
+    package goes with it (with ``zoo.models``, whose folder is ``models/`` in the repository),
+    so a serving environment needs only the pinned dependencies."""
+    import tempfile
 
-    return mlflow.pyfunc.log_model(
-        name=PYFUNC_NAME,
-        python_model=str(Path(__file__).with_name("pyfunc_model.py")),
-        artifacts={"bundle": str(bundle_path)},
-        code_paths=[str(Path(zoo.__file__).parent), str(Path(models.__file__).parent)],
-        pip_requirements=pip_requirements(),
-        signature=_signature(load_bundle(bundle_path).transform.targets),
-        input_example=_input_example(),
-    )
+    with tempfile.TemporaryDirectory() as folder:
+        code = _package_tree(Path(folder))
+        return mlflow.pyfunc.log_model(
+            name=PYFUNC_NAME,
+            python_model=str(Path(__file__).with_name("pyfunc_model.py")),
+            artifacts={"bundle": str(bundle_path)},
+            code_paths=[str(code)],
+            pip_requirements=pip_requirements(),
+            signature=_signature(load_bundle(bundle_path).transform.targets),
+            input_example=_input_example(),
+        )
+
+
+def _package_tree(folder: Path) -> Path:
+    """``folder/zoo``: the ``zoo`` package as it is imported, ``zoo.models`` inside it
+    (installed from a wheel it is there already; in a source checkout it is the top-level
+    ``models/`` folder). ``zoo.tuning`` is not needed to predict."""
+    import shutil
+
+    import zoo
+    import zoo.models
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    target = folder / "zoo"
+    shutil.copytree(Path(zoo.__file__).parent, target, ignore=ignore)
+    if not (target / "models").exists():
+        shutil.copytree(Path(zoo.models.__file__).parent, target / "models", ignore=ignore)
+    shutil.rmtree(target / "tuning", ignore_errors=True)
+    return target
 
 
 def _input_example() -> pd.DataFrame:

@@ -31,8 +31,6 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from models import count_parameters, create_model
-from models.layers import element_feature_tensor
 from zoo import plots
 from zoo.bundle import BUNDLE_SUFFIX, bundle_from_model
 from zoo.compare import PREDICTIONS_FILE
@@ -45,6 +43,8 @@ from zoo.files import atomic_write, remove_stale_partials
 from zoo.graph_store import GraphStore
 from zoo.losses import backward_multitask
 from zoo.metrics import modulus_metrics
+from zoo.models import count_parameters, create_model
+from zoo.models.layers import element_feature_tensor
 from zoo.predict import predict_normalised, usable_graphs
 from zoo.readers import read_dataset
 from zoo.run_folder import (

@@ -1,0 +1,8 @@
+"""One module per ``zoo`` command (as MACE's ``mace/cli``): each declares ``NAME``, ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> exit code``; :mod:`zoo.cli` only assembles them.
+A new command is a new module here, added to :data:`COMMANDS`. Heavy imports stay inside
+``run`` so that ``zoo --help`` is quick."""
+
+from zoo.commands import compare, import_cgcnn, models, predict, train, tune, ui
+
+COMMANDS = (train, predict, tune, compare, models, import_cgcnn, ui)

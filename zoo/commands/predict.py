@@ -1,0 +1,56 @@
+"""``zoo predict``: moduli for any structures with a bundle or a registered model."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+NAME = "predict"
+HELP = "predict moduli (GPa) for structures"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="model bundle file, registry URI (models:/cgcnn-shear@champion) or run URI "
+        "(runs:/RUN_ID/model)",
+    )
+    parser.add_argument("--input", required=True, help="structure file or folder, or data set")
+    parser.add_argument("-o", "--output", required=True, help="output CSV")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--strict", action="store_true", help="fail on the first bad entry")
+
+
+def run(args) -> int:
+    from zoo.predict import predict_structures
+    from zoo.readers import read_dataset
+    from zoo.serving import resolve_bundle
+
+    bundle = resolve_bundle(args.model)
+    dataset = read_dataset(args.input, skip_bad=True, with_targets=False)
+    table = predict_structures(
+        bundle,
+        dataset.ids,
+        dataset.structures,
+        batch_size=args.batch_size,
+        skip_bad=not args.strict,
+        workers=args.workers,
+        progress=True,
+    )
+    for entry, reason in dataset.skipped.items:
+        table.loc[len(table)] = {"id": entry, "error": reason}
+    if args.strict and (table["error"] != "").any():
+        bad = table[table["error"] != ""].iloc[0]
+        print(f"error: {bad['id']}: {bad['error']}", file=sys.stderr)
+        return 2
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.output, index=False)
+    failed = int((table["error"] != "").sum())
+    print(
+        f"wrote {len(table) - failed} predictions to {args.output}"
+        + (f"; {failed} entries could not be predicted (see the error column)" if failed else "")
+    )
+    return 0

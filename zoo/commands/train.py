@@ -1,0 +1,108 @@
+"""``zoo train``: train one model (README, "zoo train")."""
+
+from __future__ import annotations
+
+import argparse
+
+from zoo.commands._common import add_set_flag, parse_assignment
+from zoo.dataset import TARGETS
+
+TRAIN_FLAGS = {
+    # flag: (dotted config key, type, help)
+    "--epochs": ("epochs", int, "number of epochs"),
+    "--lr": ("optim.lr", float, "(peak) learning rate"),
+    "--optimizer": ("optim.name", str, "adamw, adam or sgd"),
+    "--weight-decay": ("optim.weight_decay", float, "weight decay"),
+    "--schedule": ("schedule.name", str, "onecycle, cosine, step or constant"),
+    "--batch-size": ("batch_size", int, "crystals per batch"),
+    "--patience": ("patience", int, "early stopping patience in epochs"),
+    "--seed": ("seed", int, "random seed (same seed, same result)"),
+    "--threads": ("threads", int, "torch threads"),
+    "--workers": ("data.workers", int, "processes for graph building"),
+    "--split": ("data.split_file", str, "CSV of id -> train/val/test"),
+    "--id-key": ("data.id_key", str, "id column of JSON records"),
+    "--element-table": ("element_table", str, "atom_init.json to use instead of generated"),
+    "--run-name": ("run_name", str, "name of the run folder and MLflow run"),
+    "--experiment": ("experiment", str, "MLflow experiment name"),
+    "--output-dir": ("output_dir", str, "where run folders go (default runs/)"),
+}
+
+NAME = "train"
+HELP = "train a model (default: cgcnn on the built-in set)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="registered variant (see zoo models); default cgcnn")
+    parser.add_argument("--target", help="shear, bulk or shear,bulk (default shear)")
+    parser.add_argument("--data", help="data file or folder (default: built-in demo set)")
+    parser.add_argument("--config", help="YAML config; flags override it")
+    for flag, (_, kind, text) in TRAIN_FLAGS.items():
+        parser.add_argument(flag, type=kind, help=text)
+    parser.add_argument(
+        "--target-column",
+        action="append",
+        metavar="TARGET=COLUMN",
+        help="column/info key holding a target (repeatable)",
+    )
+    add_set_flag(parser, "any config key, dotted (e.g. architecture.n_conv=4)")
+    parser.add_argument("--skip-bad", action="store_true", help="skip and report bad entries")
+    parser.add_argument(
+        "--strict", action="store_true", help="split-file ids missing from the data are an error"
+    )
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+
+
+def train_overrides(args) -> dict:
+    overrides: dict = {}
+    for flag, (key, _, _) in TRAIN_FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"))
+        if value is not None:
+            overrides[key] = value
+    if args.model is not None:
+        overrides["model"] = args.model
+    if args.target is not None:
+        overrides["targets"] = [t.strip() for t in args.target.split(",")]
+    if args.data is not None:
+        overrides["data.path"] = args.data
+    if args.skip_bad:
+        overrides["data.skip_bad"] = True
+    if args.strict:
+        overrides["data.strict"] = True
+    if args.target_column:
+        overrides["data.target_keys"] = dict(parse_assignment(t) for t in args.target_column)
+    for key, value in args.set or []:
+        overrides[key] = value
+    return overrides
+
+
+def run(args) -> int:
+    from zoo.config import load_config
+    from zoo.tracking import tracking_uri
+    from zoo.training import train
+
+    if args.resume:
+        result = train(resume=args.resume, track=not args.no_track)
+    else:
+        config = load_config(args.config, train_overrides(args))
+        result = train(config, track=not args.no_track)
+    targets = [t for t in TARGETS if f"train_{t}_mae_log10" in result.metrics]
+    print("\nsplit  target  MAE(log10)  MAE(GPa)  RMSE(GPa)     R2  max err(GPa)")
+    for split in ("train", "val", "test"):
+        for target in targets:
+            m = {
+                k[len(split) + len(target) + 2 :]: v
+                for k, v in result.metrics.items()
+                if k.startswith(f"{split}_{target}_")
+            }
+            if m:
+                print(
+                    f"{split:5}  {target:6}  {m['mae_log10']:10.4f}  {m['mae_gpa']:8.2f}  "
+                    f"{m['rmse_gpa']:9.2f}  {m['r2_gpa']:5.3f}  {m['max_error_gpa']:12.1f}"
+                )
+    print(f"\nbest epoch {result.best_epoch}, {result.metrics['train_seconds']:.0f} s of training")
+    print(f"model bundle : {result.bundle_path}")
+    print(f"run folder   : {result.output_dir} (plots, predictions.csv, history.csv)")
+    if result.run_id:
+        print(f"MLflow run   : {result.run_id} in {tracking_uri()}  (browse with: zoo ui)")
+    return 0

@@ -1,0 +1,66 @@
+"""``zoo tune``: an Optuna study over the training function (README, "zoo tune")."""
+
+from __future__ import annotations
+
+import argparse
+
+from zoo.commands._common import add_set_flag
+
+NAME = "tune"
+HELP = "Optuna study for one variant and target(s)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="cgcnn", help="registered variant (default cgcnn)")
+    parser.add_argument("--target", default="shear", help="shear, bulk or shear,bulk")
+    parser.add_argument("--trials", type=int, default=20, help="finished trials the study holds")
+    parser.add_argument("--data", help="data file or folder (default: built-in demo set)")
+    parser.add_argument("--split", help="CSV of id -> train/val/test")
+    parser.add_argument("--study", help="study name (default MODEL-TARGETS); same name resumes")
+    parser.add_argument(
+        "--storage",
+        help="SQLAlchemy URL (sqlite:///..., postgresql://...) or journal:PATH "
+        "(default: sqlite file mlruns/optuna/STUDY.db)",
+    )
+    parser.add_argument("--space", help="search space YAML (default: tuning/spaces/)")
+    parser.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+    parser.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study")
+    parser.add_argument("--threads", type=int, help="torch threads per worker")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, help="epochs per trial (overrides the space)")
+    add_set_flag(parser, "fix any config key for every trial (dotted)")
+    parser.add_argument("--output-dir", default="runs/tune", help="where trial run folders go")
+    parser.add_argument(
+        "--final",
+        action="store_true",
+        help="refit the best trial on train+val, test it, register it (alias champion if better)",
+    )
+
+
+def run(args) -> int:
+    from zoo.tuning.study import StudySpec, run_study
+
+    overrides = dict(args.set or [])
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    spec = StudySpec(
+        model=args.model,
+        targets=[t.strip() for t in args.target.split(",")],
+        trials=args.trials,
+        data=args.data,
+        split=args.split,
+        study=args.study,
+        storage=args.storage,
+        space=args.space,
+        pruner=args.pruner,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        threads=args.threads,
+        seed=args.seed,
+        final=args.final,
+        overrides=overrides,
+        output_dir=args.output_dir,
+    )
+    run_study(spec)
+    return 0

@@ -1,0 +1,73 @@
+"""``zoo ui``: the MLflow UI on the zoo's store, stopped with this command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "ui"
+HELP = "serve the MLflow UI on the zoo's runs"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+
+
+def run(args) -> int:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    from zoo import tracking
+    from zoo.tracking import tracking_uri
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((args.host, args.port))
+        except OSError:
+            print(
+                f"error: port {args.port} on {args.host} is in use (another zoo ui?); "
+                "choose one with --port",
+                file=sys.stderr,
+            )
+            return 2
+    uri = tracking_uri()
+    server = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", uri]
+    server += ["--host", args.host, "--port", str(args.port), "--workers", "1"]
+    server_log = tracking.MLRUNS / "ui-server.log"
+    guard = subprocess.Popen(
+        [sys.executable, "-m", "zoo.ui_guard", str(os.getpid()), *server],
+        start_new_session=True,
+        stdout=open(server_log, "ab"),  # noqa: SIM115 (the child owns it)
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://{args.host}:{args.port}"
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while guard.poll() is None:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.3)
+        if guard.poll() is not None:
+            tail = server_log.read_text(errors="replace").splitlines()[-5:]
+            print("error: the MLflow server stopped:", *tail, sep="\n  ", file=sys.stderr)
+            return 2
+        print(f"MLflow UI at {url} for {uri} (Ctrl-C stops it; server log {server_log})")
+        sys.stdout.flush()
+        return guard.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if guard.poll() is None:
+            guard.terminate()
+            guard.wait(timeout=30)
