@@ -74,8 +74,7 @@ def rate(count, seconds):
 def bench_graphs(n_original: int = 400) -> list[dict]:
     from pymatgen.core import Structure
 
-    from zoo.graph_store import build_store
-    from zoo.graphs import GraphSettings, neighbor_arrays
+    from zoo.graphs import GraphSettings, build_store, neighbor_arrays
     from zoo.readers import read_dataset
 
     dataset = read_dataset(DEV_SET)

@@ -65,7 +65,7 @@ def matbench_subset_folds():
     """A records file of the Matbench subset with both targets, and each entry's official
     test fold (the fold rule over all rows of the official table)."""
     from zoo.files import atomic_write
-    from zoo.readers.matbench import load_json
+    from zoo.readers.jsonfiles import load_json
     from zoo.splits import kfold_assignment
 
     shear = load_json(MATBENCH / "matbench_log_gvrh_subset.json.gz")
@@ -166,7 +166,7 @@ LEADERBOARD = {"shear": ("log_gvrh", "log10(G_VRH)"), "bulk": ("log_kvrh", "log1
 def leaderboard_on_subset() -> None:
     """Test MAE of the Matbench leaderboard models on the subset's entries, from their own
     test-fold predictions (trained on about 8,800 entries per fold, not about 2,215)."""
-    from zoo.readers.matbench import load_json
+    from zoo.readers.jsonfiles import load_json
 
     index = load_json(MATBENCH / "matbench_log_gvrh_subset.json.gz")["index"]
     rows = {f"{row + 1:05d}" for row in index}

@@ -32,8 +32,7 @@ CONFIG = ROOT / "configs" / "cgcnn-zoo.yaml"
 
 
 def line_graph_size() -> list[dict]:
-    from zoo.graph_store import build_store
-    from zoo.graphs import GraphSettings
+    from zoo.graphs import GraphSettings, build_store
     from zoo.readers import read_dataset
 
     dataset = read_dataset(DEV_SET)

@@ -9,8 +9,7 @@ from pymatgen.core import Lattice, Structure
 from tests.conftest import fcc_primitive
 from zoo.config import load_config
 from zoo.errors import BadInputError
-from zoo.graph_store import build_store
-from zoo.graphs import GraphSettings, build_graph
+from zoo.graphs import GraphSettings, build_graph, build_store
 from zoo.readers import read_dataset
 from zoo.training import prepare_data
 

@@ -7,7 +7,7 @@ from zoo.bundle import bundle_from_model, load_bundle
 from zoo.elements import generate_element_table
 from zoo.graphs import GraphSettings
 from zoo.models import create_model
-from zoo.predict import predict_structures
+from zoo.predictor import predict_structures
 from zoo.transforms import TargetTransform
 
 

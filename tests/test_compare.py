@@ -9,10 +9,13 @@ from zoo.compare import compare_runs, read_run_predictions
 
 
 def write_run(folder, ids, splits, columns):
-    """A run folder with a predictions.csv in the layout zoo train writes."""
+    """A run folder with a predictions.csv and the targets in config.yaml, in the layout zoo
+    train writes."""
     folder.mkdir(parents=True)
     frame = pd.DataFrame({"id": ids, "split": splits, **columns})
     frame.to_csv(folder / "predictions.csv", index=False)
+    targets = [c.removesuffix("_pred_gpa") for c in columns if c.endswith("_pred_gpa")]
+    (folder / "config.yaml").write_text(f"targets: {targets}\n")
     return folder
 
 
@@ -72,6 +75,7 @@ def test_runs_of_different_splits_or_targets_are_refused(runs, tmp_path, capsys)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     frame.to_csv(elsewhere / "predictions.csv", index=False)
+    (elsewhere / "config.yaml").write_text((base / "config.yaml").read_text())
     with pytest.raises(ValueError, match="different test crystals"):
         compare_runs([base], [elsewhere])
     with pytest.raises(ValueError, match=r"no predictions of shear \(the run has \['bulk'\]\)"):

@@ -21,7 +21,7 @@ import pytest
 from tests.conftest import DEV_SET, REFERENCE, needs_shared
 from zoo.cgcnn_import import import_cgcnn
 from zoo.elements import read_element_table
-from zoo.predict import predict_structures
+from zoo.predictor import predict_structures
 from zoo.readers import read_dataset
 
 pytestmark = needs_shared

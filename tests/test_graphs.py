@@ -7,8 +7,7 @@ from pymatgen.core import Lattice, Structure
 
 from tests.conftest import bcc_conventional, fcc_primitive, rocksalt
 from zoo import keys
-from zoo.graph_store import build_store
-from zoo.graphs import GraphSettings, build_graph, neighbor_arrays
+from zoo.graphs import GraphSettings, build_graph, build_store, neighbor_arrays
 
 
 def degree(arrays, n):
@@ -136,7 +135,7 @@ def test_store_batch_equals_single_graphs(demo):
 
 
 def test_cache_hit_rebuild_on_corruption_and_new_key(tmp_path, demo, monkeypatch):
-    import zoo.graph_store as graph_store
+    import zoo.graphs.cache as graph_store
 
     settings = GraphSettings()
     first, _ = build_store(demo.ids, demo.structures, settings, cache_dir=tmp_path, progress=False)
@@ -167,7 +166,7 @@ def test_two_writers_of_the_same_cache_entry_do_not_collide(tmp_path, demo, monk
     """A second process that writes the same cache entry while the first is still writing
     (simulated: the second save runs inside the first) must not break either, and the entry
     must load afterwards."""
-    from zoo.graph_store import GraphStore
+    from zoo.graphs import GraphStore
 
     settings = GraphSettings()
     real_save = GraphStore.save

@@ -211,7 +211,7 @@ def test_a_dummy_species_built_in_python_is_named():
 
 def test_a_structure_given_directly_is_checked_too(bundle_path):
     from zoo.bundle import load_bundle
-    from zoo.predict import predict_structures
+    from zoo.predictor import predict_structures
 
     nan_site = Structure(Lattice.cubic(4.0), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     nan_site.replace(1, "Cl", [float("nan"), 0.5, 0.5])
@@ -295,10 +295,10 @@ def test_split_file_ids_missing_from_the_data_are_reported_or_refused(isolated):
     base = {"data.path": str(isolated / "r.json"), "data.split_file": "split.csv"}
     prepare_data(load_config(None, base), progress=False, log=said.append)
     assert said == [
-        "split.csv: 7 ids of the split file are not in the data, e.g. mp-gone-0, mp-gone-1, "
+        "split.csv: 7 of its ids are not in the data, e.g. mp-gone-0, mp-gone-1, "
         "mp-gone-2, mp-gone-3, mp-gone-4 (ignored)"
     ]
-    with pytest.raises(ValueError, match="split.csv: 7 ids of the split file are not in the data"):
+    with pytest.raises(ValueError, match="split.csv: 7 of its ids are not in the data"):
         prepare_data(load_config(None, {**base, "data.strict": True}), progress=False)
 
 
@@ -348,3 +348,19 @@ def test_a_missing_registry_model_is_one_line_and_creates_nothing(isolated, bund
     done = cli(*args, "runs:/0123456789abcdef/model", cwd=isolated)
     assert done.returncode == 2 and "no such run" in done.stderr and done.stderr.count("\n") == 1
     assert cli(*args, "models:/cgcnn-shear@champion", cwd=isolated).returncode == 0
+
+
+def test_a_split_given_in_memory_is_used_and_kept_for_a_resume(isolated, demo):
+    ids = demo.ids
+    split = {"train": ids[:40], "val": ids[40:47], "test": ids[47:]}
+    config = load_config(None, {"epochs": 2, "run_name": "mem"})
+    result = train(config, dataset=demo, split=split, track=False, progress=False)
+    predictions = pd.read_csv(result.output_dir / "predictions.csv")
+    for name, members in split.items():
+        assert sorted(predictions.loc[predictions["split"] == name, "id"]) == sorted(members)
+    kept = pd.read_csv(result.output_dir / "split.csv")
+    assert dict(zip(kept["id"], kept["split"], strict=True)) == {
+        entry: name for name, members in split.items() for entry in members
+    }
+    with pytest.raises(ValueError, match="Cu is in both train and test"):
+        train(config, dataset=demo, split={"train": ["Cu"], "test": ["Cu"]}, track=False)

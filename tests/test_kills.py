@@ -26,8 +26,7 @@ from tests.conftest import rocksalt
 from zoo import tracking
 from zoo.config import load_config
 from zoo.files import atomic_write, remove_stale_partials
-from zoo.graph_store import build_store
-from zoo.graphs import GraphSettings
+from zoo.graphs import GraphSettings, build_store
 from zoo.training import train
 
 pytestmark = pytest.mark.slow

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from zoo.graph_store import build_store
-from zoo.graphs import GraphSettings
+from zoo.graphs import GraphSettings, build_store
 from zoo.losses import backward_multitask, project_conflicts
 from zoo.models import create_model
 

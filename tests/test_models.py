@@ -8,11 +8,10 @@ from pymatgen.core import Lattice, Structure
 from tests.conftest import rocksalt
 from zoo.bundle import bundle_from_model, load_bundle
 from zoo.elements import generate_element_table
-from zoo.graph_store import build_store
-from zoo.graphs import GraphSettings
+from zoo.graphs import GraphSettings, build_store
 from zoo.losses import per_target_losses
 from zoo.models import count_parameters, create_model, get_model_entry, list_models, register_model
-from zoo.predict import predict_structures
+from zoo.predictor import predict_structures
 from zoo.transforms import TargetTransform
 
 

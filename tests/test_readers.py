@@ -196,3 +196,101 @@ def test_kfold_assignment_is_matbench_rule(task):
         official = np.array([int(row["test_fold"]) for row in csv.DictReader(handle)])
     assert len(official) == 10987
     assert np.array_equal(kfold_assignment(len(official)), official)
+
+
+def write_every_format(folder, demo, count: int = 7) -> dict[str, object]:
+    """The first ``count`` demo crystals in every format that holds several; name -> path."""
+    import ase.db
+    import ase.io
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    ids, structures = demo.ids[:count], demo.structures[:count]
+    shear = [float(v) for v in demo.targets["shear"][:count]]
+    records = [
+        {"mp_id": e, "structure": s.as_dict(), "shear_modulus_vrh": g}
+        for e, s, g in zip(ids, structures, shear, strict=True)
+    ]
+    (folder / "r.json").write_text(json.dumps(records))
+    (folder / "r.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    with gzip.open(folder / "r.jsonl.gz", "wt") as handle:
+        handle.write("".join(json.dumps(r) + "\n" for r in records))
+    frames = []
+    for entry, structure, g in zip(ids, structures, shear, strict=True):
+        atoms = AseAtomsAdaptor.get_atoms(structure)
+        atoms.info.update({"id": entry, "shear": g})
+        frames.append(atoms)
+    ase.io.write(folder / "set.extxyz", frames, format="extxyz")
+    with ase.db.connect(folder / "set.db") as database:
+        for atoms in frames:
+            database.write(atoms, id_name=atoms.info["id"], shear=atoms.info["shear"])
+    cifs = folder / "cifs"
+    cifs.mkdir()
+    for entry, structure in zip(ids, structures, strict=True):
+        structure.to(filename=str(cifs / f"{entry}.cif"))
+    cgcnn = folder / "cgcnn"
+    cgcnn.mkdir()
+    for entry, structure in zip(ids, structures, strict=True):
+        structure.to(filename=str(cgcnn / f"{entry}.cif"))
+    (cgcnn / "id_prop.csv").write_text(
+        "".join(f"{e},{g}\n" for e, g in zip(ids, shear, strict=True))
+    )
+    return {
+        "records-json": folder / "r.json",
+        "records-jsonl": folder / "r.jsonl",
+        "records-jsonl.gz": folder / "r.jsonl.gz",
+        "extxyz": folder / "set.extxyz",
+        "ase-db": folder / "set.db",
+        "structure-folder": cifs,
+        "cgcnn-folder": cgcnn,
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["records-json", "records-jsonl", "records-jsonl.gz", "extxyz", "ase-db", "structure-folder",
+     "cgcnn-folder"],
+)  # fmt: skip
+def test_every_format_reads_in_chunks_as_it_reads_whole(tmp_path, demo, name, monkeypatch):
+    from zoo.readers import format_for, iter_datasets
+
+    path = write_every_format(tmp_path, demo)[name]
+    assert format_for(path).name == name.removesuffix(".gz")
+    whole = read_dataset(path)
+    parsed = []
+    import zoo.dataset
+
+    real_check = zoo.dataset.check_structure
+    monkeypatch.setattr(
+        zoo.dataset, "check_structure", lambda e, s: parsed.append(e) or real_check(e, s)
+    )
+    chunks = iter_datasets(path, 3)
+    first = next(chunks)
+    assert first.ids == whole.ids[:3]
+    if format_for(path).streams:  # nothing beyond the first chunk was parsed yet
+        assert parsed == whole.ids[:3]
+    rest = list(chunks)
+    assert [len(c) for c in [first, *rest]] == [3, 3, 1]
+    ids = [e for c in [first, *rest] for e in c.ids]
+    assert ids == whole.ids
+    for chunk in [first, *rest]:
+        for target, values in chunk.targets.items():
+            expected = [whole.targets[target][whole.ids.index(e)] for e in chunk.ids]
+            assert np.array_equal(values, expected, equal_nan=True)
+
+
+def test_chunks_report_bad_entries_and_repeated_ids_across_chunks(tmp_path, demo):
+    from zoo.readers import iter_datasets
+
+    lines = [
+        {"mp_id": e, "structure": s.as_dict(), "shear_modulus_vrh": 10.0}
+        for e, s in zip(demo.ids[:4], demo.structures[:4], strict=True)
+    ]
+    text = "".join(json.dumps(r) + "\n" for r in lines)
+    text += "{not json\n" + json.dumps(lines[0]) + "\n"  # a broken line, then mp-0 again
+    (tmp_path / "r.jsonl").write_text(text)
+    chunks = list(iter_datasets(tmp_path / "r.jsonl", 2))
+    assert [c.ids for c in chunks] == [demo.ids[:2], demo.ids[2:4], []]
+    assert chunks[2].skipped.items == [
+        ("line-5", "invalid JSON (Expecting property name enclosed in double quotes)"),
+        (demo.ids[0], "duplicate id (an earlier entry has the same id)"),
+    ]

@@ -9,7 +9,8 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from zoo.config import load_config
-from zoo.serving import predict_table, resolve_bundle
+from zoo.resolve import resolve_bundle
+from zoo.serving import predict_table
 from zoo.training import train
 
 

@@ -16,7 +16,7 @@ import torch
 from zoo.bundle import load_bundle
 from zoo.cli import main
 from zoo.config import load_config
-from zoo.predict import predict_structures
+from zoo.predictor import predict_structures
 from zoo.tracking import tracking_uri
 from zoo.training import target_score, train
 

@@ -189,7 +189,7 @@ def test_tune_final_register_and_load_in_fresh_process(demo):
 
     # same numbers: the bundle in this process, the registry model in a fresh process, the CLI
     from zoo.bundle import load_bundle
-    from zoo.predict import predict_structures
+    from zoo.predictor import predict_structures
 
     bundle_path = next(Path(final.data.tags["zoo.output_dir"]).glob("*.zoo.pt"))
     structures = demo.structures[:5]

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 
 from zoo.serving import register
-from zoo.tuning.study import StudySpec
+from zoo.tuning.spec import StudySpec
 
 
 def registered_name(model: str, targets: list[str]) -> str:

@@ -24,14 +24,17 @@ import os
 import signal
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+from zoo import names
 from zoo.processes import owner_token
-from zoo.tuning.space import SearchSpace, default_space_path, load_space
+from zoo.tuning.final import refit_and_register
+from zoo.tuning.report import summarise
+from zoo.tuning.space import SearchSpace
+from zoo.tuning.spec import StudySpec
 from zoo.tuning.storage import (
     INTERRUPTED_ATTR,
     OUTPUT_ATTR,
@@ -45,77 +48,6 @@ PARENT_ATTR = "zoo.mlflow_parent_run_id"
 RUN_ID_ATTR = "zoo.mlflow_run_id"
 MAX_FAILURES = 5
 """A worker gives up after this many failed trials in a row (a broken setting, not bad luck)."""
-
-
-@dataclass
-class StudySpec:
-    """Everything ``zoo tune`` was asked to do (plain values: it is sent to worker processes)."""
-
-    model: str = "cgcnn"
-    targets: list[str] = field(default_factory=lambda: ["shear"])
-    trials: int = 20
-    data: str | None = None
-    split: str | None = None
-    study: str | None = None
-    storage: str | None = None
-    space: str | None = None
-    pruner: str = "median"
-    timeout: float | None = None
-    jobs: int = 1
-    threads: int | None = None
-    seed: int = 0
-    final: bool = False
-    overrides: dict = field(default_factory=dict)
-    output_dir: str = "runs/tune"
-    worker: int = 0
-
-    @property
-    def study_name(self) -> str:
-        return self.study or f"{self.model}-{'-'.join(self.targets)}"
-
-    @property
-    def experiment(self) -> str:
-        return f"tune-{self.study_name}"
-
-    def base_overrides(self) -> dict:
-        """Config keys shared by every trial (before the space's fixed keys and samples)."""
-        base = {
-            "model": self.model,
-            "targets": list(self.targets),
-            "evaluate_test": False,
-            "experiment": self.experiment,
-            "output_dir": str(Path(self.output_dir) / self.study_name),
-            "seed": self.seed,
-        }
-        if self.data:
-            base["data.path"] = self.data
-        if self.split:
-            base["data.split_file"] = self.split
-        if self.threads:
-            base["threads"] = self.threads
-        return base
-
-    @property
-    def data_label(self) -> str:
-        return self.data or "built-in demo set"
-
-    @property
-    def split_label(self) -> str:
-        return self.split or "seeded fractions"
-
-    def space_path(self) -> Path:
-        return Path(self.space) if self.space else default_space_path(self.model, self.targets)
-
-    def load_space(self) -> SearchSpace:
-        return load_space(self.space_path(), {**self.base_overrides(), **self.overrides})
-
-    def trial_config(self, space_values: dict, **extra):
-        """The training config of a trial: base, then the space, then the user's ``--set``."""
-        from zoo.config import load_config
-
-        return load_config(
-            None, {**self.base_overrides(), **space_values, **self.overrides, **extra}
-        )
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
@@ -185,7 +117,7 @@ class Objective:
                 trial.set_user_attr(RUN_ID_ATTR, run_id)
 
         def report(epoch: int, row: dict) -> None:
-            score = row["val_mae_log10"]
+            score = row[names.score("val")]
             seen["best"] = min(seen["best"], score)
             trial.report(score, epoch)
             if trial.should_prune():
@@ -208,7 +140,7 @@ class Objective:
                 tags=tags,
             )
             seen["run_id"] = result.run_id
-            value = min(row["val_mae_log10"] for row in result.history)
+            value = min(row[names.score("val")] for row in result.history)
             state = "COMPLETE"
             return value
         except StopTraining as stop:
@@ -247,7 +179,7 @@ class Objective:
             return
         checkpoint = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
         for row in checkpoint["history"]:
-            trial.report(row["val_mae_log10"], row["epoch"])
+            trial.report(row[names.score("val")], row["epoch"])
 
     def _tag_run(self, seen: dict, trial: optuna.Trial, state: str, tags: dict) -> None:
         run_id = seen["run_id"] or trial.user_attrs.get(RUN_ID_ATTR)
@@ -321,21 +253,15 @@ def _worker(spec: StudySpec, deadline: float | None) -> None:
 
 
 def _ensure_parent_run(spec: StudySpec, study: optuna.Study, space_path: Path) -> str:
-    import mlflow
-    from mlflow import MlflowClient
-
+    """The study's MLflow parent run (its id kept in the study, so every worker and every
+    resume logs under the same one)."""
     from zoo import tracking
 
-    experiment_id = tracking.setup(spec.experiment)
-    client = MlflowClient()
-    run_id = study.user_attrs.get(PARENT_ATTR)
-    if run_id is not None:
-        client.update_run(run_id, status="RUNNING")
-        client.set_tag(run_id, tracking.OWNER_TAG, owner_token())
-        return run_id
-    run = client.create_run(
-        experiment_id,
-        run_name=f"study-{spec.study_name}",
+    known = study.user_attrs.get(PARENT_ATTR)
+    run_id = tracking.open_parent_run(
+        spec.experiment,
+        known,
+        name=f"study-{spec.study_name}",
         tags={
             "optuna.study": spec.study_name,
             "zoo.model": spec.model,
@@ -343,23 +269,18 @@ def _ensure_parent_run(spec: StudySpec, study: optuna.Study, space_path: Path) -
             "zoo.data": spec.data_label,
             "zoo.split": spec.split_label,
             "zoo.kind": "study",
-            tracking.OWNER_TAG: owner_token(),
         },
+        params={
+            "study": spec.study_name,
+            "pruner": spec.pruner,
+            "storage": spec.storage or "default sqlite",
+            "space": str(space_path),
+        },
+        texts={"search_space.yaml": space_path.read_text()},
     )
-    run_id = run.info.run_id
-    study.set_user_attr(PARENT_ATTR, run_id)
-    study.set_user_attr("zoo.space", space_path.read_text())
-    client.log_text(run_id, space_path.read_text(), "search_space.yaml")
-    with mlflow.start_run(run_id=run_id):
-        mlflow.log_params(
-            {
-                "study": spec.study_name,
-                "pruner": spec.pruner,
-                "storage": spec.storage or "default sqlite",
-                "space": str(space_path),
-            }
-        )
-    client.update_run(run_id, status="RUNNING")
+    if known is None:
+        study.set_user_attr(PARENT_ATTR, run_id)
+        study.set_user_attr("zoo.space", space_path.read_text())
     return run_id
 
 
@@ -382,12 +303,8 @@ def run_study(spec: StudySpec, log=print) -> optuna.Study:
         else:
             work(spec, deadline, log, opened=(space, study))
     finally:
-        from zoo.tuning.report import summarise
-
         summarise(spec, study, parent, log)
     if spec.final:
-        from zoo.tuning.final import refit_and_register
-
         refit_and_register(spec, study, parent, log)
     return study
 

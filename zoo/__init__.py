@@ -23,7 +23,7 @@ _PUBLIC = {
     "build_graph": "zoo.graphs",
     "load_bundle": "zoo.bundle",
     "load_config": "zoo.config",
-    "predict_structures": "zoo.predict",
+    "predict_structures": "zoo.predictor",
     "read_dataset": "zoo.readers",
     "train": "zoo.training",
 }

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from zoo import names
 from zoo.metrics import MaeChange, relative_mae_change
 
 PREDICTIONS_FILE = "predictions.csv"
@@ -38,26 +39,33 @@ class Comparison:
 
 
 def run_targets(run: str | Path) -> list[str]:
-    """The targets a run folder has predictions of."""
-    columns = pd.read_csv(_predictions_path(run), nrows=0).columns
-    return [c.removesuffix("_pred_gpa") for c in columns if c.endswith("_pred_gpa")]
+    """The targets a run folder was trained on (its saved config)."""
+    import yaml
+
+    from zoo.run_folder import CONFIG_FILE
+
+    _predictions_path(run)  # a folder without predictions is not a finished run
+    config = Path(run) / CONFIG_FILE
+    if not config.exists():
+        raise ValueError(f"{run}: not a run folder (no {CONFIG_FILE})")
+    return list(yaml.safe_load(config.read_text()).get("targets", ["shear"]))
 
 
 def read_run_predictions(run: str | Path, target: str, split: str = "test") -> RunPredictions:
     """Read a run folder's predictions of ``target`` on ``split`` (train, val or test)."""
     path = _predictions_path(run)
     frame = pd.read_csv(path)
-    if f"{target}_pred_gpa" not in frame.columns:
+    if names.pred_gpa(target) not in frame.columns:
         raise ValueError(f"{path}: no predictions of {target} (the run has {run_targets(run)})")
-    frame = frame[(frame["split"] == split) & frame[f"{target}_true_gpa"].notna()]
+    frame = frame[(frame[names.SPLIT] == split) & frame[names.true_gpa(target)].notna()]
     if frame.empty:
         raise ValueError(f"{path}: no {split} crystals with a {target} modulus")
-    frame = frame.sort_values("id")
+    frame = frame.sort_values(names.ID)
     return RunPredictions(
         run=Path(run),
-        ids=tuple(frame["id"].astype(str)),
-        true=np.log10(frame[f"{target}_true_gpa"].to_numpy(dtype=float)),
-        predicted=np.log10(frame[f"{target}_pred_gpa"].to_numpy(dtype=float)),
+        ids=tuple(frame[names.ID].astype(str)),
+        true=np.log10(frame[names.true_gpa(target)].to_numpy(dtype=float)),
+        predicted=np.log10(frame[names.pred_gpa(target)].to_numpy(dtype=float)),
     )
 
 

@@ -177,8 +177,10 @@ class DatasetBuilder:
             raise error
         self.skipped.add(error)
 
-    def build(self) -> Dataset:
-        if not self.ids:
+    def build(self, allow_empty: bool = False) -> Dataset:
+        """The data set; no usable entry is an error unless ``allow_empty`` (a chunk of a
+        larger source may hold only bad entries)."""
+        if not self.ids and not allow_empty:
             raise ValueError(f"{self.source}: no usable entries ({self.skipped.summary()})")
         return Dataset(
             ids=self.ids,

@@ -26,7 +26,7 @@ def regression_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def modulus_metrics(true_log10: np.ndarray, pred_log10: np.ndarray) -> dict[str, float]:
-    """Metrics both in log10(GPa) (``*_log10``) and in GPa (``*_gpa``)."""
+    """Metrics both in log10(GPa) (``mae_log10``...) and in GPa (``mae_gpa``...)."""
     in_log = regression_metrics(true_log10, pred_log10)
     in_gpa = regression_metrics(10.0**true_log10, 10.0**pred_log10)
     return {

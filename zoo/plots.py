@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from zoo import names
 from zoo.files import atomic_write  # noqa: E402
 
 
@@ -27,10 +28,10 @@ SPLIT_COLOURS = {"train": "#bbbbbb", "val": "#4c72b0", "test": "#dd5555"}
 def parity_plot(predictions: pd.DataFrame, target: str, path: Path, title: str = "") -> Path:
     """Predicted against reference modulus (GPa, log axes), one colour per split."""
     fig, ax = plt.subplots(figsize=(5, 5))
-    true_col, pred_col = f"{target}_true_gpa", f"{target}_pred_gpa"
+    true_col, pred_col = names.true_gpa(target), names.pred_gpa(target)
     frame = predictions.dropna(subset=[true_col])
     for split, colour in SPLIT_COLOURS.items():
-        part = frame[frame["split"] == split]
+        part = frame[frame[names.SPLIT] == split]
         if len(part):
             ax.scatter(
                 part[true_col],
@@ -69,13 +70,13 @@ def learning_curve(history: list[dict], targets: list[str], path: Path) -> Path:
     for target in targets:
         mae_ax.plot(
             epochs,
-            [row[f"train_{target}_mae_log10"] for row in history],
+            [row[names.epoch_mae("train", target)] for row in history],
             label=f"train {target} (running)",
         )
-        if all(f"val_{target}_mae_log10" in row for row in history):
+        if all(names.epoch_mae("val", target) in row for row in history):
             mae_ax.plot(
                 epochs,
-                [row[f"val_{target}_mae_log10"] for row in history],
+                [row[names.epoch_mae("val", target)] for row in history],
                 label=f"val {target} (evaluated)",
             )
     mae_ax.set_xlabel("epoch")

@@ -17,20 +17,19 @@ Loading in a fresh process needs only the tracking store::
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import mlflow.pyfunc
 import pandas as pd
 from pymatgen.core import Structure
 
-from zoo.bundle import BUNDLE_SUFFIX, load_bundle
+from zoo import names
+from zoo.bundle import load_bundle
 
 CHAMPION = "champion"
 VAL_SCORE_TAG = "zoo.val_mae_log10"
 """Model version tag holding the validation MAE (log10 GPa) the alias comparison uses."""
 PYFUNC_NAME = "pyfunc"
-MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
 MAX_STRUCTURES_PER_CALL = 1000
@@ -45,8 +44,8 @@ def structure_from_input(value, allow_paths: bool = False) -> Structure:
     ``allow_paths`` (a local caller who asked for it) also from a structure file's path. Without
     it a path is refused before the file system is touched, so a remote caller of a served
     model can neither read a server's files nor learn which exist."""
-    from zoo.readers.ase_files import read_structure_file
     from zoo.readers.cif import structure_from_cif
+    from zoo.readers.structure_file import read_structure_file
 
     if isinstance(value, Structure):
         return value
@@ -72,21 +71,21 @@ def structure_from_input(value, allow_paths: bool = False) -> Structure:
 
 
 def predict_table(
-    bundle,
+    model,
     table: pd.DataFrame,
-    batch_size: int = 256,
     *,
     allow_paths: bool = False,
     max_structures: int | None = None,
     max_atoms: int | None = None,
 ) -> pd.DataFrame:
-    """Predictions for a table of structures (see the module docstring), in input order.
-    ``max_structures``: more rows are refused; ``max_atoms``: a larger structure is its row's
-    error (a served model sets both, :data:`MAX_STRUCTURES_PER_CALL`,
-    :data:`MAX_ATOMS_PER_STRUCTURE`)."""
+    """Predictions for a table of structures (see the module docstring), in input order, by a
+    :class:`~zoo.predictor.Predictor` (or a bundle, for one call). ``max_structures``: more
+    rows are refused; ``max_atoms``: a larger structure is its row's error (a served model sets
+    both, :data:`MAX_STRUCTURES_PER_CALL`, :data:`MAX_ATOMS_PER_STRUCTURE`)."""
     from zoo.dataset import DatasetBuilder
-    from zoo.predict import predict_structures
+    from zoo.predictor import Predictor
 
+    predictor = model if isinstance(model, Predictor) else Predictor(model)
     if "structure" not in table.columns:
         raise ValueError(f"input needs a 'structure' column; it has {list(table.columns)}")
     if max_structures is not None and len(table) > max_structures:
@@ -97,7 +96,7 @@ def predict_table(
     ids = (
         [str(v) for v in table["id"]]
         if "id" in table.columns
-        else [str(i) for i in range(len(table))]
+        else list(map(str, range(len(table))))
     )
     if len(set(ids)) != len(ids):
         raise ValueError("the 'id' column has repeated values")
@@ -106,22 +105,13 @@ def predict_table(
         builder.add(
             entry, lambda v=value: _bounded(structure_from_input(v, allow_paths), max_atoms), {}
         )
-    errors = dict(builder.skipped.items)
-    predicted = pd.DataFrame({"id": []})
-    if builder.ids:
-        predicted = predict_structures(
-            bundle, builder.ids, builder.structures, batch_size=batch_size, skip_bad=True
-        )
-    rows = predicted.set_index("id").to_dict("index")
-    columns = [f"{t}_{unit}" for t in bundle.transform.targets for unit in ("gpa", "log10")]
-    out = []
-    for entry in ids:
-        row = rows.get(entry, {})
-        record = {"id": entry}
-        record.update({c: row.get(c, math.nan) for c in columns})
-        record["error"] = row.get("error", "") or errors.get(entry, "")
-        out.append(record)
-    return pd.DataFrame(out, columns=["id", *columns, "error"])
+    predicted = predictor.predict(builder.ids, builder.structures).set_index(names.ID)
+    unread = pd.DataFrame(
+        {names.ERROR: [reason for _, reason in builder.skipped.items]},
+        index=pd.Index([entry for entry, _ in builder.skipped.items], name=names.ID),
+    )
+    joined = pd.concat([predicted, unread]).reindex(ids)
+    return joined.reset_index()[predictor.columns]
 
 
 def _bounded(structure: Structure, max_atoms: int | None) -> Structure:
@@ -140,17 +130,19 @@ class ZooModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper of a zoo model bundle (see the module docstring). As it may be served to
     remote callers, it takes structures as data only, never file paths, within the bounds
     :data:`MAX_STRUCTURES_PER_CALL` and :data:`MAX_ATOMS_PER_STRUCTURE`, and answers ``None``
-    (JSON ``null``) where a row has no number."""
+    (JSON ``null``) where a row has no number. The model is built once, when MLflow loads it."""
 
     def load_context(self, context):
-        self.bundle = load_bundle(context.artifacts["bundle"])
+        from zoo.predictor import Predictor
+
+        self.predictor = Predictor(load_bundle(context.artifacts["bundle"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         table = model_input
         if not isinstance(table, pd.DataFrame):
             table = pd.DataFrame(table)
         predicted = predict_table(
-            self.bundle,
+            self.predictor,
             table,
             allow_paths=False,
             max_structures=MAX_STRUCTURES_PER_CALL,
@@ -273,55 +265,3 @@ def register(
         client.set_registered_model_alias(name, CHAMPION, version)
     log(f"registered {name} v{version}; {'now' if promote else 'not'} @{CHAMPION}: {reason}")
     return str(version), promote
-
-
-def resolve_bundle(model: str | Path):
-    """A :class:`~zoo.bundle.ModelBundle` from a bundle path, a ``models:/NAME@ALIAS`` or
-    ``models:/NAME/VERSION`` registry URI, or a ``runs:/RUN_ID[/PATH]`` run URI (tracking store:
-    :func:`zoo.tracking.tracking_uri`). A URI the store cannot resolve is a one-line error that
-    says what the registry holds; nothing is created on the way."""
-    text = str(model)
-    if not text.startswith(MODEL_URI_PREFIXES):
-        return load_bundle(text)
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from zoo import tracking
-
-    if tracking.default_store_missing():
-        raise ValueError(
-            f"{text}: there is no MLflow store here ({tracking.MLRUNS / 'mlflow.db'} does not "
-            "exist); run in the folder that holds mlruns/ or set MLFLOW_TRACKING_URI"
-        )
-    tracking.quiet_logging()
-    mlflow.set_tracking_uri(tracking.tracking_uri(create=False))
-    try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
-    except (MlflowException, OSError) as error:
-        raise ValueError(f"{text}: {_unresolved(text, error)}") from None
-    found = [local] if local.is_file() else sorted(local.rglob(f"*{BUNDLE_SUFFIX}"))
-    if len(found) != 1:
-        names = [str(p.relative_to(local)) for p in found]
-        detail = f": {names}; name one in the URI" if found else ""
-        raise ValueError(
-            f"{text}: expected one model bundle (*{BUNDLE_SUFFIX}), found {len(found)}{detail}"
-        )
-    return load_bundle(found[0])
-
-
-def _unresolved(uri: str, error: Exception) -> str:
-    """Why ``uri`` could not be loaded, in one line, with what the store holds instead."""
-    from mlflow import MlflowClient
-
-    if uri.startswith("runs:/"):
-        return "no such run, or no such artifact in it, in this MLflow store"
-    try:
-        models = MlflowClient().search_registered_models()
-    except Exception:  # the store itself is unreadable: say what MLflow said
-        return " ".join(str(error).split())[:300]
-    held = []
-    for found in models:
-        aliases = ", ".join(f"@{alias}" for alias in sorted(found.aliases or {}))
-        held.append(f"{found.name} ({aliases})" if aliases else found.name)
-    what = f"registered models here: {'; '.join(held)}" if held else "the registry is empty"
-    return f"no such registered model, version or alias; {what}"

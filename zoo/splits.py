@@ -34,10 +34,8 @@ def read_split_file(
     log=print,
 ) -> Split:
     """Split from a CSV with columns ``id`` (or ``mp_id``/``mbid``) and ``split``
-    (``train``/``val``/``test``), UTF-8 with or without a byte-order mark. Every data set id
-    must be assigned. Ids of the file that the data does not hold are reported through ``log``
-    (count and the first few), apart from the ``skipped`` ones (entries left out as bad input),
-    and are an error with ``strict``."""
+    (``train``/``val``/``test``), UTF-8 with or without a byte-order mark (see
+    :func:`split_from_assignment` for the checks)."""
     path = Path(path)
     with open(path, newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
@@ -46,17 +44,46 @@ def read_split_file(
         if id_field is None or "split" not in fields:
             raise ValueError(f"{path}: needs an id column (id/mp_id/mbid) and a split column")
         assignment = {row[id_field].strip(): (row["split"] or "").strip() for row in reader}
+    return split_from_assignment(
+        assignment, ids, str(path), skipped=skipped, strict=strict, log=log
+    )
+
+
+def assignment_of(split_ids: dict[str, list[str]]) -> dict[str, str]:
+    """``{"train": [ids], "val": [...], "test": [...]}`` -> ``{id: split}``; an id in two
+    splits is an error."""
+    assignment: dict[str, str] = {}
+    for name, members in split_ids.items():
+        for entry in members:
+            if assignment.setdefault(str(entry), name) != name:
+                raise ValueError(f"{entry} is in both {assignment[str(entry)]} and {name}")
+    return assignment
+
+
+def split_from_assignment(
+    assignment: dict[str, str],
+    ids: list[str],
+    source: str,
+    *,
+    skipped: set[str] | frozenset[str] = frozenset(),
+    strict: bool = False,
+    log=print,
+) -> Split:
+    """The :class:`Split` of ``ids`` by ``assignment`` (id -> split name). Every id must be
+    assigned. Assigned ids that the data does not hold are reported through ``log`` (count and
+    the first few), apart from the ``skipped`` ones (entries left out as bad input), and are an
+    error with ``strict``."""
     bad = {s for s in assignment.values() if s not in SPLITS}
     if bad:
-        raise ValueError(f"{path}: unknown split names {sorted(bad)}; use {SPLITS}")
+        raise ValueError(f"{source}: unknown split names {sorted(bad)}; use {SPLITS}")
     missing = [i for i in ids if i not in assignment]
     if missing:
-        raise ValueError(f"{path}: {len(missing)} entries have no split, e.g. {missing[:3]}")
+        raise ValueError(f"{source}: {len(missing)} entries have no split, e.g. {missing[:3]}")
     held = set(ids)
     unknown = [i for i in assignment if i not in held and i not in skipped]
     if unknown:
         message = (
-            f"{path}: {len(unknown)} ids of the split file are not in the data, e.g. "
+            f"{source}: {len(unknown)} of its ids are not in the data, e.g. "
             f"{', '.join(unknown[:5])}"
         )
         if strict:
@@ -68,6 +95,14 @@ def read_split_file(
             for s in SPLITS
         )
     )
+
+
+def write_assignment(path: str | Path, assignment: dict[str, str]) -> None:
+    """Write ``{id: split}`` as ``id,split`` rows, atomically."""
+    with atomic_write(path) as partial, open(partial, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "split"])
+        writer.writerows(assignment.items())
 
 
 def random_split(n: int, fractions: tuple[float, float, float], seed: int) -> Split:

@@ -184,6 +184,39 @@ def close_orphaned_runs(experiment_id: str) -> list[str]:
     return closed
 
 
+def open_parent_run(
+    experiment: str,
+    run_id: str | None,
+    *,
+    name: str,
+    tags: dict[str, str],
+    params: dict,
+    texts: dict[str, str],
+) -> str:
+    """The parent run that nested runs name as ``mlflow.parentRunId`` (a tuning study, a
+    benchmark's folds): reopened (RUNNING, this process its owner) when ``run_id`` is given,
+    else created with ``tags``, ``params`` and text artifacts ``texts`` (file name -> text).
+    It is closed by whoever summarises it (``MlflowClient().set_terminated``); if its process
+    dies first, :func:`close_orphaned_runs` marks it KILLED."""
+    from mlflow import MlflowClient
+    from mlflow.entities import Param
+
+    from zoo.processes import owner_token
+
+    experiment_id = setup(experiment)
+    client = MlflowClient()
+    if run_id is not None:
+        client.update_run(run_id, status="RUNNING")
+        client.set_tag(run_id, OWNER_TAG, owner_token())
+        return run_id
+    run = client.create_run(experiment_id, run_name=name, tags={**tags, OWNER_TAG: owner_token()})
+    run_id = run.info.run_id
+    client.log_batch(run_id, params=[Param(k, _param_text(v)) for k, v in params.items()])
+    for file_name, text in texts.items():
+        client.log_text(run_id, text, file_name)
+    return run_id
+
+
 class RunLogger:
     """Every MLflow call of one training run. :class:`NoRunLogger` is the same without MLflow.
 

@@ -31,7 +31,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
-from zoo import plots
+from zoo import names, plots
 from zoo.bundle import BUNDLE_SUFFIX, bundle_from_model
 from zoo.compare import PREDICTIONS_FILE
 from zoo.config import TrainConfig, flatten
@@ -40,12 +40,12 @@ from zoo.elements import generate_element_table, read_element_table
 from zoo.errors import SkipReport
 from zoo.faults import failpoint
 from zoo.files import atomic_write, remove_stale_partials
-from zoo.graph_store import GraphStore
+from zoo.graphs import GraphStore, usable_graphs
 from zoo.losses import backward_multitask
 from zoo.metrics import modulus_metrics
 from zoo.models import count_parameters, create_model
 from zoo.models.layers import element_feature_tensor
-from zoo.predict import predict_normalised, usable_graphs
+from zoo.predictor import predict_normalised
 from zoo.readers import read_dataset
 from zoo.run_folder import (
     CHECKPOINT,
@@ -63,14 +63,22 @@ from zoo.run_folder import (
     write_record,
     write_text,
 )
-from zoo.splits import SPLITS, Split, random_split, read_split_file
+from zoo.splits import (
+    SPLITS,
+    Split,
+    assignment_of,
+    random_split,
+    read_split_file,
+    split_from_assignment,
+    write_assignment,
+)
 from zoo.tracking import NoRunLogger, RunLogger
 from zoo.transforms import TargetTransform
 
 SKIPPED_FILE = "skipped.csv"
-EPOCH_PREFIX = "epoch/"
-"""MLflow name prefix of per-epoch curves (``epoch/val_shear_mae_log10``), kept apart from the
-final metrics of the best epoch's model (``val_shear_mae_log10``)."""
+SPLIT_FILE = "split.csv"
+"""A split given to :func:`train` in memory, kept in the run folder for a resume."""
+EPOCH_PREFIX = names.EPOCH_PREFIX
 
 
 class StopTraining(Exception):  # noqa: N818 (a request, not an error)
@@ -87,6 +95,7 @@ class TrainResult:
     bundle_path: Path
     run_id: str | None
     metrics: dict[str, float]
+    targets: list[str]
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     skipped: SkipReport = field(default_factory=SkipReport)
@@ -100,13 +109,15 @@ class TrainResult:
         if (output_dir / SKIPPED_FILE).exists():
             table = pd.read_csv(output_dir / SKIPPED_FILE, dtype=str, keep_default_na=False)
             skipped.items.extend(zip(table["id"], table["reason"], strict=True))
+        config = yaml.safe_load((output_dir / CONFIG_FILE).read_text())
         return cls(
             output_dir,
             output_dir / f"model{BUNDLE_SUFFIX}",
             read_record(output_dir).get("run_id"),
             metrics,
+            list(config["targets"]),
             history,
-            int(metrics["best_epoch"]),
+            int(metrics[names.BEST_EPOCH]),
             skipped,
         )
 
@@ -137,9 +148,15 @@ def read_config_dataset(config: TrainConfig) -> Dataset:
 
 
 def prepare_data(
-    config: TrainConfig, dataset: Dataset | None = None, progress=True, log=print
+    config: TrainConfig,
+    dataset: Dataset | None = None,
+    progress=True,
+    log=print,
+    split_ids: dict[str, list[str]] | None = None,
 ) -> PreparedData:
-    """Read, check, split and turn into graphs everything a run needs."""
+    """Read, check, split and turn into graphs everything a run needs. The split: the config's
+    split file, else ``split_ids`` (``{"train": [ids], "val": [...], "test": [...]}``), else the
+    config's seeded fractions."""
     data = config.data
     if dataset is None:
         dataset = read_config_dataset(config)
@@ -177,6 +194,15 @@ def prepare_data(
         split = read_split_file(
             data.split_file,
             store.ids,
+            skipped={entry for entry, _ in skipped.items},
+            strict=data.strict,
+            log=log,
+        )
+    elif split_ids is not None:
+        split = split_from_assignment(
+            assignment_of(split_ids),
+            store.ids,
+            "the split given",
             skipped={entry for entry, _ in skipped.items},
             strict=data.strict,
             log=log,
@@ -422,6 +448,7 @@ def train(
     *,
     dataset: Dataset | None = None,
     resume: str | Path | None = None,
+    split: dict[str, list[str]] | None = None,
     on_epoch: Callable[[int, dict], None] | None = None,
     on_start: Callable[[Path, str | None], None] | None = None,
     track: bool = True,
@@ -437,6 +464,9 @@ def train(
             saved config is used).
         dataset: data already in memory (otherwise ``config.data.path`` is read).
         resume: folder of a run to continue (or to start, if only its config is there yet).
+        split: the split in memory, ids per split (``{"train": [...], "val": [...], "test":
+            [...]}``), instead of the config's split file or fractions; kept in the run folder
+            (``split.csv``) so that a resume uses it too.
         on_epoch: called after each epoch with ``(epoch, metrics)``; may raise to stop the run
             (e.g. an Optuna pruner).
         on_start: called with ``(output_dir, mlflow_run_id)`` once the run is open, before
@@ -448,7 +478,10 @@ def train(
     With ``config.fit_on == "train+val"`` there is no validation split: every epoch's score is
     the running training MAE and the last epoch's model is kept.
     """
+    assignment = assignment_of(split) if split is not None else None  # checked before a folder
     output_dir, config, checkpoint = _open_folder(config, resume)
+    if assignment is not None and not (output_dir / SPLIT_FILE).exists():
+        write_assignment(output_dir / SPLIT_FILE, assignment)
     record = read_record(output_dir)
     if record.get("status") == FINISHED:
         log(f"{output_dir} finished earlier; its results are returned as they are")
@@ -508,7 +541,11 @@ def _run(run: _RunContext, checkpoint, record: dict, dataset, tags: dict) -> Tra
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    data = prepare_data(config, dataset, progress=run.progress, log=log)
+    split_ids = None
+    if (output_dir / SPLIT_FILE).exists():
+        table = pd.read_csv(output_dir / SPLIT_FILE, dtype=str, keep_default_na=False)
+        split_ids = {name: list(table.loc[table["split"] == name, "id"]) for name in SPLITS}
+    data = prepare_data(config, dataset, progress=run.progress, log=log, split_ids=split_ids)
     if len(data.skipped):
         log(data.skipped.summary())
         data.skipped.to_csv(output_dir / SKIPPED_FILE)
@@ -571,11 +608,13 @@ def _train_epochs(run: _RunContext, data: PreparedData, session: _Session) -> No
                 session.evaluated, data.store, data.split.val, session.transform, data.targets_gpa
             )
             for target in config.targets:
-                row[f"val_{target}_mae_log10"] = val_metrics[f"{target}_mae_log10"]
+                row[names.epoch_mae("val", target)] = val_metrics[
+                    names.metric(target, "mae", "log10")
+                ]
         score = target_score(
-            [row[f"{scored}_{t}_mae_log10"] for t in config.targets], config.target_score
+            [row[names.epoch_mae(scored, t)] for t in config.targets], config.target_score
         )
-        row[f"{scored}_mae_log10"] = score
+        row[names.score(scored)] = score
         row["epoch_seconds"] = time.perf_counter() - started
         _keep_best(session, row, score, validating, config.patience)
         session.train_seconds += row["epoch_seconds"]
@@ -629,7 +668,7 @@ def _train_one_epoch(config: TrainConfig, session: _Session, stop: dict) -> dict
             counts += mask.sum(0)
     row = {"train_loss": float(np.mean(losses)), "lr": session.optimizer.param_groups[0]["lr"]}
     for column, target in enumerate(targets):
-        row[f"train_{target}_mae_log10"] = float(abs_errors[column] / counts[column])
+        row[names.epoch_mae("train", target)] = float(abs_errors[column] / counts[column])
     return row
 
 
@@ -667,9 +706,9 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
     model = session.model
     model.load_state_dict(session.best["state"])
     metrics: dict[str, float] = {
-        "best_epoch": session.best["epoch"],
-        "train_seconds": session.train_seconds,
-        "epochs_run": len(session.history),
+        names.BEST_EPOCH: session.best["epoch"],
+        names.TRAIN_SECONDS: session.train_seconds,
+        names.EPOCHS_RUN: len(session.history),
     }
     frames = []
     for name in SPLITS:
@@ -677,11 +716,11 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
         split_metrics, pred = evaluate(
             model, data.store, indices, session.transform, data.targets_gpa
         )
-        metrics.update({f"{name}_{k}": v for k, v in split_metrics.items()})
-        frame = pd.DataFrame({"id": [data.store.ids[i] for i in indices], "split": name})
+        metrics.update({f"{name}_{k}": v for k, v in split_metrics.items()})  # names.split_metric
+        frame = pd.DataFrame({names.ID: [data.store.ids[i] for i in indices], names.SPLIT: name})
         for column, target in enumerate(config.targets):
-            frame[f"{target}_true_gpa"] = data.targets_gpa[indices, column]
-            frame[f"{target}_pred_gpa"] = 10.0 ** pred[:, column]
+            frame[names.true_gpa(target)] = data.targets_gpa[indices, column]
+            frame[names.pred_gpa(target)] = 10.0 ** pred[:, column]
         frames.append(frame)
     predictions = pd.concat(frames, ignore_index=True)
     failpoint("final-evaluated")
@@ -711,6 +750,7 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
         bundle_path,
         logger.run_id,
         metrics,
+        list(config.targets),
         session.history,
         session.best["epoch"],
         data.skipped,
@@ -720,7 +760,7 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
 def _pictures(config, history, predictions, metrics, output_dir) -> list[Path]:
     pictures = [plots.learning_curve(history, config.targets, output_dir / "learning_curve.png")]
     for target in config.targets:
-        test_mae = metrics.get(f"test_{target}_mae_gpa", float("nan"))
+        test_mae = metrics.get(names.split_metric("test", target, "mae", "gpa"), float("nan"))
         pictures.append(
             plots.parity_plot(
                 predictions,

@@ -25,20 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from zoo.predict import predict_structures
+    from zoo.predictor import Predictor
     from zoo.readers import read_dataset
-    from zoo.serving import resolve_bundle
 
-    bundle = resolve_bundle(args.model)
+    predictor = Predictor.load(args.model, batch_size=args.batch_size, workers=args.workers)
     dataset = read_dataset(args.input, skip_bad=True, with_targets=False)
-    table = predict_structures(
-        bundle,
-        dataset.ids,
-        dataset.structures,
-        batch_size=args.batch_size,
-        skip_bad=not args.strict,
-        workers=args.workers,
-        progress=True,
+    table = predictor.predict(
+        dataset.ids, dataset.structures, skip_bad=not args.strict, progress=True
     )
     for entry, reason in dataset.skipped.items:
         table.loc[len(table)] = {"id": entry, "error": reason}

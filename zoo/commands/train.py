@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from zoo.commands._common import add_set_flag, parse_assignment
-from zoo.dataset import TARGETS
 
 TRAIN_FLAGS = {
     # flag: (dotted config key, type, help)
@@ -76,6 +75,29 @@ def train_overrides(args) -> dict:
     return overrides
 
 
+def print_metrics(result) -> None:
+    """The final metrics of a run as a table: one row per split and target."""
+    from zoo import names
+
+    metrics = result.metrics
+    print("\nsplit  target  MAE(log10)  MAE(GPa)  RMSE(GPa)     R2  max err(GPa)")
+    for split in names.SPLITS:
+        for target in result.targets:
+            if names.split_metric(split, target, "mae", "log10") not in metrics:
+                continue  # no such split in this run (a refit has no validation split)
+            m = {
+                (name, unit): metrics[names.split_metric(split, target, name, unit)]
+                for name in names.METRICS
+                for unit in names.UNITS
+            }
+            print(
+                f"{split:5}  {target:6}  {m['mae', 'log10']:10.4f}  {m['mae', 'gpa']:8.2f}  "
+                f"{m['rmse', 'gpa']:9.2f}  {m['r2', 'gpa']:5.3f}  {m['max_error', 'gpa']:12.1f}"
+            )
+    seconds = metrics[names.TRAIN_SECONDS]
+    print(f"\nbest epoch {result.best_epoch}, {seconds:.0f} s of training")
+
+
 def run(args) -> int:
     from zoo.config import load_config
     from zoo.tracking import tracking_uri
@@ -86,21 +108,7 @@ def run(args) -> int:
     else:
         config = load_config(args.config, train_overrides(args))
         result = train(config, track=not args.no_track)
-    targets = [t for t in TARGETS if f"train_{t}_mae_log10" in result.metrics]
-    print("\nsplit  target  MAE(log10)  MAE(GPa)  RMSE(GPa)     R2  max err(GPa)")
-    for split in ("train", "val", "test"):
-        for target in targets:
-            m = {
-                k[len(split) + len(target) + 2 :]: v
-                for k, v in result.metrics.items()
-                if k.startswith(f"{split}_{target}_")
-            }
-            if m:
-                print(
-                    f"{split:5}  {target:6}  {m['mae_log10']:10.4f}  {m['mae_gpa']:8.2f}  "
-                    f"{m['rmse_gpa']:9.2f}  {m['r2_gpa']:5.3f}  {m['max_error_gpa']:12.1f}"
-                )
-    print(f"\nbest epoch {result.best_epoch}, {result.metrics['train_seconds']:.0f} s of training")
+    print_metrics(result)
     print(f"model bundle : {result.bundle_path}")
     print(f"run folder   : {result.output_dir} (plots, predictions.csv, history.csv)")
     if result.run_id:

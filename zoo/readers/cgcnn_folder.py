@@ -12,38 +12,38 @@ from pathlib import Path
 
 from pymatgen.core import Structure
 
-from zoo.dataset import Dataset, DatasetBuilder
 from zoo.readers.cif import read_cif_file
+from zoo.readers.registry import Entry, ReadOptions, input_format
 
 
-def read_cgcnn_folder(
-    folder: str | Path,
-    target: str = "shear",
-    log10_values: bool = False,
-    skip_bad: bool = False,
-    with_targets: bool = True,
-) -> Dataset:
-    """The folder's structures and, ``with_targets``, their ``id_prop.csv`` values as
-    ``target`` (without: the values are not read at all, as prediction needs none)."""
-    folder = Path(folder)
-    table = folder / "id_prop.csv"
-    if not table.exists():
-        raise ValueError(f"{folder}: no id_prop.csv (not a CGCNN data folder)")
-    builder = DatasetBuilder(str(folder), [target] if with_targets else [], skip_bad=skip_bad)
-    with open(table, newline="", encoding="utf-8-sig") as handle:
-        for row in csv.reader(handle):
-            if not row:
-                continue
-            entry, raw = row[0].strip(), row[1].strip() if len(row) > 1 else None
-            value: object = raw
-            if log10_values and raw is not None:
-                try:
-                    value = 10.0 ** float(raw)
-                except ValueError:
-                    value = raw
-            cif = folder / f"{entry}.cif"
-            builder.add(entry, lambda p=cif: read_cif(p), {target: value})
-    return builder.build()
+@input_format(
+    "cgcnn-folder",
+    reads="a folder with id_prop.csv (the original CGCNN layout: <id>.cif files, rows "
+    "id,value of one target)",
+    priority=10,
+    matches=lambda path: path is not None and (path / "id_prop.csv").is_file(),
+    options=("cgcnn_target", "cgcnn_log10", "with_targets"),
+)
+def _open(folder: Path, options: ReadOptions):
+    """The folder's ``id_prop.csv`` rows, read row by row; each row's CIF is parsed with its
+    entry. Without targets the values are not read at all (prediction needs none)."""
+    target = options.cgcnn_target
+
+    def entries():
+        with open(folder / "id_prop.csv", newline="", encoding="utf-8-sig") as handle:
+            for row in csv.reader(handle):
+                if not row:
+                    continue
+                entry, raw = row[0].strip(), row[1].strip() if len(row) > 1 else None
+                value: object = raw
+                if options.cgcnn_log10 and raw is not None:
+                    try:
+                        value = 10.0 ** float(raw)
+                    except ValueError:
+                        value = raw
+                yield Entry(entry, lambda p=folder / f"{entry}.cif": read_cif(p), {target: value})
+
+    return [target], entries()
 
 
 def read_cif(path: Path) -> Structure:

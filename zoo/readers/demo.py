@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import warnings
 
-from zoo.dataset import Dataset, DatasetBuilder
+from zoo.dataset import Dataset
+from zoo.readers.registry import Entry, ReadOptions, input_format, read_dataset
 
 DEMO_SOURCE = "built-in demo set: elemental solids (pymatgen element moduli, ASE structures)"
 
@@ -37,10 +38,22 @@ def _demo_entries():
         yield element.symbol, atoms, float(shear_modulus), float(bulk_modulus)
 
 
-def read_demo(skip_bad: bool = False) -> Dataset:
-    from zoo.readers.ase_files import atoms_to_structure
+@input_format(
+    "demo",
+    reads="nothing given: the built-in demo set",
+    priority=0,
+    matches=lambda path: path is None,
+    describe=lambda path: DEMO_SOURCE,
+)
+def _open(path, options: ReadOptions):
+    from zoo.readers.structure_file import atoms_to_structure
 
-    builder = DatasetBuilder(DEMO_SOURCE, ["shear", "bulk"], skip_bad=skip_bad)
-    for symbol, atoms, shear, bulk in _demo_entries():
-        builder.add(symbol, lambda a=atoms: atoms_to_structure(a), {"shear": shear, "bulk": bulk})
-    return builder.build()
+    entries = (
+        Entry(symbol, lambda a=atoms: atoms_to_structure(a), {"shear": shear, "bulk": bulk})
+        for symbol, atoms, shear, bulk in _demo_entries()
+    )
+    return ["shear", "bulk"], entries
+
+
+def read_demo(skip_bad: bool = False) -> Dataset:
+    return read_dataset(None, skip_bad=skip_bad)

@@ -8,15 +8,15 @@ the modulus in GPa.
 
 from __future__ import annotations
 
-import gzip
-import json
 import os
 from pathlib import Path
 
 from pymatgen.core import Structure
 
-from zoo.dataset import Dataset, DatasetBuilder
+from zoo.dataset import Dataset
 from zoo.files import atomic_write
+from zoo.readers.jsonfiles import first_character, load_json
+from zoo.readers.registry import Entry, ReadOptions, input_format, is_file_named, read_dataset
 
 MATBENCH_URL = "https://ml.materialsproject.org/projects/{task}.json.gz"
 """Canonical location matminer downloads the Matbench v0.1 files from."""
@@ -39,42 +39,39 @@ def is_matbench_payload(payload: object) -> bool:
     return isinstance(payload, dict) and {"index", "columns", "data"} <= set(payload)
 
 
-def load_json(path: Path) -> object:
-    """The JSON value of a ``.json`` or ``.json.gz`` file, read as UTF-8 with or without a
-    byte-order mark; invalid JSON is an error naming the file, line and column."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8-sig") as handle:
-            return json.load(handle)
-    except json.JSONDecodeError as error:
-        raise ValueError(
-            f"{path}: invalid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
-        ) from None
-    except (UnicodeDecodeError, EOFError, gzip.BadGzipFile) as error:
-        raise ValueError(f"{path}: not a readable JSON file ({error})") from None
-
-
-def matbench_from_payload(
-    payload: dict, source: str, skip_bad: bool = False, with_targets: bool = True
-) -> Dataset:
-    """Turn a loaded Matbench JSON object into a :class:`Dataset` (moduli converted to GPa)."""
+@input_format(
+    "matbench",
+    reads="matbench_log_{gvrh,kvrh}.json[.gz] as matminer writes them (index, columns, "
+    "data; log10 GPa); ids mb-log-gvrh-00001 from the row",
+    priority=30,
+    matches=lambda path: is_file_named(".json", ".json.gz")(path) and first_character(path) == "{",
+    streams=False,
+)
+def _open(path: Path, options: ReadOptions):
+    """A Matbench file, read whole (one JSON object); moduli converted to GPa."""
+    payload = load_json(path)
+    if not is_matbench_payload(payload):
+        raise ValueError(f"{path}: JSON is neither a Matbench file nor a list of records")
     columns = payload["columns"]
     if len(columns) != 2 or columns[0] != "structure" or columns[1] not in COLUMN_TO_TARGET:
         raise ValueError(
-            f"{source}: expected columns ['structure', one of {sorted(COLUMN_TO_TARGET)}], "
+            f"{path}: expected columns ['structure', one of {sorted(COLUMN_TO_TARGET)}], "
             f"found {columns}"
         )
     target = COLUMN_TO_TARGET[columns[1]]
     stem = next(s for c, _, s in TASKS.values() if c == columns[1])
-    builder = DatasetBuilder(source, [target] if with_targets else [], skip_bad=skip_bad)
-    for row, (structure, log_value) in zip(payload["index"], payload["data"], strict=True):
-        entry = f"mb-{stem}-{int(row) + 1:05d}"
-        value = None if log_value is None else _exp10(entry, log_value)
-        builder.add(entry, lambda s=structure: Structure.from_dict(s), {target: value})
-    return builder.build()
+    entries = (
+        Entry(
+            f"mb-{stem}-{int(row) + 1:05d}",
+            lambda s=structure: Structure.from_dict(s),
+            {target: None if log_value is None else _exp10(log_value)},
+        )
+        for row, (structure, log_value) in zip(payload["index"], payload["data"], strict=True)
+    )
+    return [target], entries
 
 
-def _exp10(entry: str, log_value) -> float:
+def _exp10(log_value) -> float:
     try:
         return 10.0 ** float(log_value)
     except (TypeError, ValueError, OverflowError):
@@ -83,11 +80,7 @@ def _exp10(entry: str, log_value) -> float:
 
 def read_matbench(path: str | Path, skip_bad: bool = False) -> Dataset:
     """Read a Matbench file (``.json`` or ``.json.gz``) written by matminer."""
-    path = Path(path)
-    payload = load_json(path)
-    if not is_matbench_payload(payload):
-        raise ValueError(f"{path}: not a Matbench file (no index/columns/data)")
-    return matbench_from_payload(payload, str(path), skip_bad=skip_bad)
+    return read_dataset(path, skip_bad=skip_bad)
 
 
 def download_matbench(task: str, cache_dir: str | Path | None = None, timeout: float = 20.0):

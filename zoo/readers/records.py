@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 from pathlib import Path
 
 from pymatgen.core import Structure
 
-from zoo.dataset import Dataset, DatasetBuilder
-from zoo.errors import BadInputError
 from zoo.readers.cif import structure_from_cif
+from zoo.readers.jsonfiles import first_character, load_json
+from zoo.readers.registry import Entry, ReadOptions, input_format, is_file_named
 
 DEFAULT_ID_KEY = "mp_id"
 DEFAULT_TARGET_KEYS = {"shear": "shear_modulus_vrh", "bulk": "bulk_modulus_vrh"}
@@ -24,45 +26,72 @@ def structure_from_value(value) -> Structure:
     raise ValueError(f"unsupported structure value of type {type(value).__name__}")
 
 
-def records_from_payload(
-    records: list,
-    source: str,
-    id_key: str = DEFAULT_ID_KEY,
-    target_keys: dict[str, str] | None = None,
-    structure_key: str = "structure",
-    skip_bad: bool = False,
-    with_targets: bool = True,
-) -> Dataset:
-    """Turn a list of record dicts into a :class:`Dataset`. Absent or null values are missing."""
-    target_keys = target_keys or DEFAULT_TARGET_KEYS
-    builder = DatasetBuilder(source, list(target_keys) if with_targets else [], skip_bad=skip_bad)
-    for row, record in enumerate(records):
-        if not isinstance(record, dict):
-            builder.reject(BadInputError(f"row-{row}", "record is not a JSON object"))
-            continue
-        entry = str(record.get(id_key, f"row-{row}"))
-        if record.get(structure_key) is None:
-            builder.reject(BadInputError(entry, f"record has no {structure_key!r} value"))
-            continue
-        builder.add(
-            entry,
-            lambda v=record[structure_key]: structure_from_value(v),
-            {t: record.get(key) for t, key in target_keys.items()},
-        )
-    return builder.build()
+def record_entry(row: int, record, id_key: str, target_keys: dict[str, str], structure_key: str):
+    """One JSON record as an :class:`Entry`: a record that is no object or has no structure is
+    bad input of its own."""
+    if not isinstance(record, dict):
+        return Entry(f"row-{row}", None, {}, "record is not a JSON object")
+    entry = str(record.get(id_key, f"row-{row}"))
+    if record.get(structure_key) is None:
+        return Entry(entry, None, {}, f"record has no {structure_key!r} value")
+    return Entry(
+        entry,
+        lambda v=record[structure_key]: structure_from_value(v),
+        {t: record.get(key) for t, key in target_keys.items()},
+    )
 
 
-def read_records(
-    path: str | Path,
-    id_key: str = DEFAULT_ID_KEY,
-    target_keys: dict[str, str] | None = None,
-    skip_bad: bool = False,
-) -> Dataset:
-    """Read a JSON list of records (``.json`` or ``.json.gz``)."""
-    from zoo.readers.matbench import load_json
+def is_json_list(path) -> bool:
+    """A ``.json[.gz]`` file that is not an object (a Matbench file is one)."""
+    return is_file_named(".json", ".json.gz")(path) and first_character(path) != "{"
 
-    path = Path(path)
-    payload = load_json(path)
-    if not isinstance(payload, list):
-        raise ValueError(f"{path}: expected a JSON list of records")
-    return records_from_payload(payload, str(path), id_key, target_keys, skip_bad=skip_bad)
+
+@input_format(
+    "records-json",
+    reads="*.json[.gz]: a JSON list of records with a structure (pymatgen dict or CIF "
+    "text), an id and modulus columns in GPa",
+    priority=40,
+    matches=is_json_list,
+    options=("id_key", "target_keys", "with_targets"),
+    streams=False,
+)
+def _open_list(path: Path, options: ReadOptions):
+    """A JSON list of records (read whole: JSON has no streaming reader in the standard
+    library, and a list is one value)."""
+    records = load_json(path)
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: JSON is neither a Matbench file nor a list of records")
+    target_keys = options.target_keys or DEFAULT_TARGET_KEYS
+    id_key = options.id_key or DEFAULT_ID_KEY
+    entries = (
+        record_entry(row, r, id_key, target_keys, "structure") for row, r in enumerate(records)
+    )
+    return list(target_keys), entries
+
+
+@input_format(
+    "records-jsonl",
+    reads="*.jsonl[.gz]: one such record per line",
+    priority=50,
+    matches=is_file_named(".jsonl", ".jsonl.gz"),
+    options=("id_key", "target_keys", "with_targets"),
+)
+def _open_lines(path: Path, options: ReadOptions):
+    """JSON lines: one record per line, read line by line."""
+    target_keys = options.target_keys or DEFAULT_TARGET_KEYS
+    id_key = options.id_key or DEFAULT_ID_KEY
+
+    def entries():
+        opener = gzip.open if path.name.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8-sig") as handle:
+            for row, line in enumerate(handle):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    yield Entry(f"line-{row + 1}", None, {}, f"invalid JSON ({error.msg})")
+                    continue
+                yield record_entry(row, record, id_key, target_keys, "structure")
+
+    return list(target_keys), entries()

@@ -1,71 +1,30 @@
-"""Crystal structure -> DGL heterograph.
+"""Crystal structure -> neighbour arrays (numpy), the first half of structure -> graph.
 
 The atom-bond graph follows CGCNN: for every atom, its ``max_neighbors`` nearest neighbours within
 ``radius`` (periodic images included), ordered by distance, each a directed edge from neighbour to
 centre. Unlike the original code there is no zero padding: an atom with fewer neighbours in the
-radius simply has fewer edges (variable degree). An atom with no neighbour at all is an error.
+radius simply has fewer edges (variable degree). An atom with no neighbour at all is an error, and
+so are two atoms closer than :data:`MIN_DISTANCE`.
 
 Ties at the cut (a degenerate ``max_neighbors``-th shell) are broken by a stable sort on distance,
 then neighbour index; which tied neighbours are kept is arbitrary in the original code too.
-
-``import dgl`` stays in this module, the cache and the layer code, so moving to another graph
-library stays local.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pymatgen.core import Structure
 
-import zoo._backend  # noqa: F401  (sets DGLBACKEND before dgl is imported)
-from zoo import keys
 from zoo.errors import BadInputError
-
-BUILDER_VERSION = 3
-"""Bumped whenever the builder's output for the same input and settings changes (3: atoms
-closer than :data:`MIN_DISTANCE` are rejected)."""
+from zoo.graphs.settings import GraphSettings
 
 MIN_DISTANCE = 0.5
 """Shortest interatomic distance (angstrom) the builder accepts. The shortest bond in any known
 solid is H-H in solid hydrogen, 0.74 angstrom (O-H in ice: 0.96); two atoms closer than 0.5
 angstrom are a broken structure (a duplicated site, a wrong coordinate), not a material, and
 a model would give it a silent number."""
-
-
-class GraphSettings(BaseModel):
-    """How crystal graphs are built. Part of every cache key and every saved model."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    radius: float = Field(8.0, gt=0, description="neighbour search radius in angstrom")
-    max_neighbors: int | None = Field(
-        12, ge=1, description="keep this many nearest neighbours per atom (None: all in radius)"
-    )
-    parts: tuple[str, ...] = Field(("bond",), description="graph parts to build")
-    angle_neighbors: int = Field(
-        6,
-        ge=2,
-        description="angle part: pairs among this many nearest bonds of each atom "
-        "(a degenerate shell at the cut is kept whole)",
-    )
-
-    @field_validator("parts")
-    @classmethod
-    def _known_parts(cls, parts: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = set(parts) - set(keys.GRAPH_PARTS)
-        if unknown:
-            raise ValueError(f"unknown graph parts {sorted(unknown)}; known: {keys.GRAPH_PARTS}")
-        if "bond" not in parts:
-            raise ValueError("every graph needs the 'bond' part")
-        return tuple(sorted(set(parts)))
-
-    def key(self) -> str:
-        """Stable text of the settings, for cache keys."""
-        return json.dumps({"builder": BUILDER_VERSION, **self.model_dump()}, sort_keys=True)
 
 
 def neighbor_arrays(
@@ -180,19 +139,6 @@ def angle_pairs(
     source = (starts[:, None] + first[None, :])[valid]
     target = (starts[:, None] + second[None, :])[valid]
     return source.astype(np.int64), target.astype(np.int64)
-
-
-def build_graph(
-    structure: Structure, settings: GraphSettings | None = None, entry: str = "structure"
-):
-    """One crystal graph (DGL heterograph with the parts of ``settings``) for ``structure``.
-
-    Built through the same code path as training batches (:meth:`GraphStore.batch`)."""
-    from zoo.graph_store import GraphStore
-
-    settings = settings or GraphSettings()
-    store = GraphStore.from_arrays([entry], [neighbor_arrays(structure, settings, entry)], settings)
-    return store.batch([0])
 
 
 def structure_fingerprint(structure: Structure) -> bytes:

@@ -1,0 +1,115 @@
+"""The prediction stage: a model built once from a bundle, fed any number of batches.
+
+``zoo predict``, the registry's pyfunc model and the Python API all predict through
+:class:`Predictor`, so a structure gets the same number (and the same reason when it cannot get
+one) whichever way it comes in::
+
+    predictor = Predictor.load("runs/<run>/model.zoo.pt")    # or models:/NAME@ALIAS, runs:/...
+    table = predictor.predict(ids, structures)                 # again and again
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from zoo import names
+from zoo.bundle import ModelBundle
+from zoo.graphs import usable_graphs
+
+
+def predict_normalised(
+    model, store, indices=None, batch_size: int = 256, progress: bool = False
+) -> torch.Tensor:
+    """Model output ``(n, T)`` for the graphs of ``store`` at ``indices`` (default: all), in
+    that order (eval mode, no grad)."""
+    indices = torch.arange(len(store)) if indices is None else torch.as_tensor(indices)
+    model.eval()
+    outputs = []
+    starts = range(0, len(indices), batch_size)
+    with torch.no_grad():
+        for start in tqdm(starts, desc="predicting", unit="batch", disable=not progress):
+            outputs.append(model(store.batch(indices[start : start + batch_size])))
+    return torch.cat(outputs) if outputs else torch.zeros(0, model.n_outputs)
+
+
+class Predictor:
+    """A bundle's model, built once, in eval mode.
+
+    Attributes:
+        bundle: the model bundle.
+        targets: the moduli it predicts (``shear``, ``bulk``).
+        graph_settings: how its graphs are built.
+        columns: the columns of every table :meth:`predict` returns.
+    """
+
+    def __init__(self, bundle: ModelBundle, *, batch_size: int = 256, workers: int = 1):
+        self.bundle = bundle
+        self.model = bundle.build_model()
+        self.model.eval()
+        self.targets = list(bundle.transform.targets)
+        self.graph_settings = bundle.graph_settings
+        self.columns = names.prediction_columns(self.targets)
+        self.batch_size, self.workers = batch_size, workers
+
+    @classmethod
+    def load(cls, spec, **options) -> Predictor:
+        """From a bundle path, ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or
+        ``runs:/RUN_ID/PATH`` (:func:`zoo.resolve.resolve_bundle`)."""
+        from zoo.resolve import resolve_bundle
+
+        return cls(resolve_bundle(spec), **options)
+
+    def predict(
+        self,
+        ids: list[str],
+        structures: list,
+        *,
+        skip_bad: bool = True,
+        cache_dir=False,
+        progress: bool = False,
+    ) -> pd.DataFrame:
+        """Moduli for ``structures``: :attr:`columns` (``id``, ``<target>_gpa``,
+        ``<target>_log10`` per target, ``error``), one row per input in input order. A
+        structure that cannot be predicted gets its one-line reason and NaN, or, without
+        ``skip_bad``, raises its :class:`~zoo.errors.BadInputError`."""
+        store, skipped = usable_graphs(
+            ids,
+            structures,
+            self.graph_settings,
+            self.model.elements.known,
+            skip_bad=skip_bad,
+            workers=self.workers,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+        rows = {entry: {names.ID: entry, names.ERROR: ""} for entry in ids}
+        for entry, reason in skipped.items:
+            rows[entry][names.ERROR] = reason
+        if store is not None:
+            output = predict_normalised(self.model, store, None, self.batch_size, progress)
+            log10 = self.bundle.transform.to_log10(output.double()).numpy()
+            for row, entry in enumerate(store.ids):
+                for column, target in enumerate(self.targets):
+                    rows[entry][names.log10(target)] = float(log10[row, column])
+                    rows[entry][names.gpa(target)] = float(10.0 ** log10[row, column])
+        return pd.DataFrame([rows[entry] for entry in ids], columns=self.columns)
+
+
+def predict_structures(
+    bundle: ModelBundle,
+    ids: list[str],
+    structures: list,
+    *,
+    batch_size: int = 256,
+    skip_bad: bool = True,
+    workers: int = 1,
+    cache_dir=False,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """One-off :meth:`Predictor.predict` (builds the model for this call only)."""
+    predictor = Predictor(bundle, batch_size=batch_size, workers=workers)
+    return predictor.predict(
+        ids, structures, skip_bad=skip_bad, cache_dir=cache_dir, progress=progress
+    )
