@@ -42,7 +42,7 @@ EPOCHS, TRIALS, TRIAL_EPOCHS = 6, 3, 3
 TRAIN_POINTS = ["run-opened", "checkpoint-part@1", "epoch-saved@1", f"epoch-saved@{EPOCHS}",
                 "final-evaluated", "final-logged"]  # fmt: skip
 TUNE_POINTS = ["trial-planned@2", "run-opened@2", "epoch-saved@4", "final-evaluated@4",
-               "refit-registered"]  # fmt: skip
+               "pyfunc-logged", "refit-registered"]  # fmt: skip
 
 
 def zoo(args: list[str], cwd: Path, failpoint: str | None = None, kill_after: float | None = None):

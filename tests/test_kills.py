@@ -204,6 +204,20 @@ def test_a_trial_killed_before_its_first_epoch_continues_in_its_folder_and_run(i
         assert pd.read_csv(f"{folder}/history.csv")["epoch"].tolist() == [1, 2]
 
 
+@pytest.mark.parametrize("point", ["pyfunc-logged", "refit-registered"])
+def test_zoo_tune_final_killed_while_registering_registers_once(isolated, point):
+    """The fault benchmark found a refit run left RUNNING by a kill while its model was
+    logged: the repeated command found the model and never closed the run."""
+    assert tune("--final", cwd=isolated, failpoint=point).returncode == -signal.SIGKILL
+    done = tune("--final", cwd=isolated)
+    assert done.returncode == 0, done.stderr
+    assert "champion" in done.stdout
+    versions = client().search_model_versions("name='cgcnn-shear'")
+    assert len(versions) == 1
+    assert client().get_registered_model("cgcnn-shear").aliases == {"champion": 1}
+    assert all(r.info.status == "FINISHED" for r in runs("tune-cgcnn-shear"))
+
+
 def test_zoo_ui_stops_its_server_when_killed_and_refuses_a_busy_port(isolated):
     import socket
 

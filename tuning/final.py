@@ -77,9 +77,13 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
 
 
 def _pyfunc_of(result) -> str:
-    """URI of the run's pyfunc model, logged now unless an earlier attempt logged it."""
+    """URI of the run's pyfunc model, logged now unless an earlier attempt logged it whole
+    (READY; one cut short by a kill stays PENDING and is logged again). The run ends FINISHED
+    either way, also when the earlier attempt was killed while logging."""
     import mlflow
+    from mlflow.entities import LoggedModelStatus
 
+    from zoo.faults import failpoint
     from zoo.serving import PYFUNC_NAME, log_pyfunc
 
     run = mlflow.get_run(result.run_id)
@@ -88,8 +92,11 @@ def _pyfunc_of(result) -> str:
         filter_string=f"source_run_id = '{result.run_id}' AND name = '{PYFUNC_NAME}'",
         output_format="list",
     )
-    if logged:
-        return logged[0].model_uri
+    ready = [m for m in logged if m.status == LoggedModelStatus.READY]
+    if ready:
+        mlflow.MlflowClient().set_terminated(result.run_id, status="FINISHED")
+        return ready[0].model_uri
     with mlflow.start_run(run_id=result.run_id):
         info = log_pyfunc(result.bundle_path)
+        failpoint("pyfunc-logged")
     return info.model_uri

@@ -14,6 +14,7 @@ the model's registration). The points, in the order a run reaches them:
 ``final-evaluated``   training is over, the final metrics are computed, nothing written
 ``final-logged``      every result file and MLflow record is written; the run is not closed
 ``trial-planned``     a tuning trial has named its run folder, which does not exist yet
+``pyfunc-logged``     ``zoo tune --final``: the refit's pyfunc model is logged, its run reopened
 ``refit-registered``  ``zoo tune --final``: the refit is registered, the alias not yet moved
 """
 

@@ -204,6 +204,7 @@ def open_parent_run(
     from zoo.processes import owner_token
 
     experiment_id = setup(experiment)
+    close_orphaned_runs(experiment_id)
     client = MlflowClient()
     if run_id is not None:
         client.update_run(run_id, status="RUNNING")
