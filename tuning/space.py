@@ -35,46 +35,41 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FloatParam(_Strict):
-    type: Literal["float"]
-    low: float
-    high: float
-    log: bool = False
-    step: float | None = None
+class _RangeParam(_Strict):
+    """A numeric range ``[low, high]`` (``low < high``; a log range needs ``low > 0``)."""
 
     @model_validator(mode="after")
-    def _ordered(self) -> FloatParam:
+    def _ordered(self):
         if not self.low < self.high:
             raise ValueError(f"low {self.low} must be below high {self.high}")
         if self.log and self.low <= 0:
             raise ValueError("a log range needs low > 0")
         return self
 
-    def suggest(self, trial, name: str):
-        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
-
     def ends(self) -> tuple:
         return self.low, self.high
 
 
-class IntParam(_Strict):
+class FloatParam(_RangeParam):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    def suggest(self, trial, name: str):
+        return trial.suggest_float(name, self.low, self.high, log=self.log, step=self.step)
+
+
+class IntParam(_RangeParam):
     type: Literal["int"]
     low: int
     high: int
     step: int = 1
     log: bool = False
 
-    @model_validator(mode="after")
-    def _ordered(self) -> IntParam:
-        if not self.low < self.high:
-            raise ValueError(f"low {self.low} must be below high {self.high}")
-        return self
-
     def suggest(self, trial, name: str):
         return trial.suggest_int(name, self.low, self.high, step=self.step, log=self.log)
-
-    def ends(self) -> tuple:
-        return self.low, self.high
 
 
 class CategoricalParam(_Strict):

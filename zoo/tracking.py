@@ -159,6 +159,8 @@ def setup(experiment: str) -> str:
         return mlflow.create_experiment(experiment)
 
 
+PARENT_TAG = "mlflow.parentRunId"
+"""The tag that nests a run under its parent in MLflow (a trial under its study)."""
 OWNER_TAG = "zoo.owner"
 OUTPUT_TAG = "zoo.output_dir"
 

@@ -72,7 +72,7 @@ from zoo.splits import (
     split_from_assignment,
     write_assignment,
 )
-from zoo.tracking import NoRunLogger, RunLogger
+from zoo.tracking import PARENT_TAG, NoRunLogger, RunLogger
 from zoo.transforms import TargetTransform
 
 SKIPPED_FILE = "skipped.csv"
@@ -490,7 +490,7 @@ def train(
     logger = RunLogger(config.experiment, output_dir) if track else NoRunLogger()
     run_tags = {**(tags or {})}
     if mlflow_parent_run_id:
-        run_tags["mlflow.parentRunId"] = mlflow_parent_run_id
+        run_tags[PARENT_TAG] = mlflow_parent_run_id
     try:
         with _stop_requests() as stop:
             run = _RunContext(config, output_dir, logger, stop, on_epoch, on_start, progress, log)

@@ -44,23 +44,12 @@ def run(args) -> int:
     overrides = dict(args.set or [])
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
+    same = ("model", "trials", "data", "split", "study", "storage", "space", "pruner", "timeout",
+            "jobs", "threads", "seed", "final", "output_dir")  # fmt: skip
     spec = StudySpec(
-        model=args.model,
+        **{name: getattr(args, name) for name in same},
         targets=[t.strip() for t in args.target.split(",")],
-        trials=args.trials,
-        data=args.data,
-        split=args.split,
-        study=args.study,
-        storage=args.storage,
-        space=args.space,
-        pruner=args.pruner,
-        timeout=args.timeout,
-        jobs=args.jobs,
-        threads=args.threads,
-        seed=args.seed,
-        final=args.final,
         overrides=overrides,
-        output_dir=args.output_dir,
     )
     run_study(spec)
     return 0
