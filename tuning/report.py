@@ -11,6 +11,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from zoo import names
+
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
 
 
@@ -70,18 +72,18 @@ def summarise(spec, study: optuna.Study, parent_run_id: str, log=print) -> None:
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     finished = counts["complete"] + counts["pruned"]
     summary = {
-        "n_trials": len(trials),
-        "n_complete": counts["complete"],
-        "n_pruned": counts["pruned"],
-        "n_failed": counts["fail"],
-        "pruned_fraction": counts["pruned"] / finished if finished else 0.0,
+        names.STUDY_COUNTS[0]: len(trials),
+        names.STUDY_COUNTS[1]: counts["complete"],
+        names.STUDY_COUNTS[2]: counts["pruned"],
+        names.STUDY_COUNTS[3]: counts["fail"],
+        names.STUDY_COUNTS[4]: counts["pruned"] / finished if finished else 0.0,
     }
     with mlflow.start_run(run_id=parent_run_id):
         mlflow.log_metrics(summary)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
         if complete:
             best = study.best_trial
-            mlflow.log_metric("best_val_mae_log10", best.value)
+            mlflow.log_metric(names.BEST_OBJECTIVE, best.value)
             mlflow.set_tags(
                 {
                     "best_trial": str(best.number),

@@ -191,7 +191,7 @@ class Objective:
         for key, value in {**tags, "optuna.state": state}.items():
             client.set_tag(run_id, key, value)
         if math.isfinite(seen["best"]):
-            client.log_metric(run_id, "objective_val_mae_log10", seen["best"])
+            client.log_metric(run_id, names.OBJECTIVE, seen["best"])
 
 
 def work(

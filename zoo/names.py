@@ -33,6 +33,14 @@ TRAIN_SECONDS = "train_seconds"
 trained and the whole run's training time in seconds."""
 
 
+OBJECTIVE = "objective_val_mae_log10"
+"""A tuning trial's run: the objective Optuna minimised (its best epoch's validation score)."""
+BEST_OBJECTIVE = "best_val_mae_log10"
+"""A study's parent run: the best trial's objective."""
+STUDY_COUNTS = ("n_trials", "n_complete", "n_pruned", "n_failed", "pruned_fraction")
+"""A study's parent run: its trials by state, and the share of finished trials pruned."""
+
+
 def metric(target: str, name: str, unit: str) -> str:
     """``shear_mae_log10``: one metric of one target (float, in ``unit``)."""
     return f"{target}_{name}_{unit}"
