@@ -190,32 +190,32 @@ def prepare_data(
     if not has_value.all():
         store = store.subset(np.flatnonzero(has_value))
         targets = targets[has_value]
+    split = choose_split(config, store.ids, {entry for entry, _ in skipped.items}, split_ids, log)
+    return PreparedData(store, targets, split, table, skipped, dataset.source)
+
+
+def choose_split(
+    config: TrainConfig, ids: list[str], skipped: set[str], split_ids, log=print
+) -> Split:
+    """The run's split of ``ids``: the config's split file, else ``split_ids``, else its seeded
+    fractions; merged into train+val for a refit, without test when it is not evaluated."""
+    data = config.data
     if data.split_file:
-        split = read_split_file(
-            data.split_file,
-            store.ids,
-            skipped={entry for entry, _ in skipped.items},
-            strict=data.strict,
-            log=log,
-        )
+        split = read_split_file(data.split_file, ids, skipped=skipped, strict=data.strict, log=log)
     elif split_ids is not None:
+        assignment = assignment_of(split_ids)
         split = split_from_assignment(
-            assignment_of(split_ids),
-            store.ids,
-            "the split given",
-            skipped={entry for entry, _ in skipped.items},
-            strict=data.strict,
-            log=log,
+            assignment, ids, "the split given", skipped=skipped, strict=data.strict, log=log
         )
     else:
-        split = random_split(len(store), data.split_fractions, data.split_seed)
+        split = random_split(len(ids), data.split_fractions, data.split_seed)
     if len(split.train) < 2 or len(split.val) < 1:
         raise ValueError(f"split has {split.sizes()} entries: too few to train and validate")
     if config.fit_on == "train+val":
         split = Split(np.sort(np.concatenate([split.train, split.val])), split.val[:0], split.test)
     if not config.evaluate_test:
         split = Split(split.train, split.val, split.test[:0])
-    return PreparedData(store, targets, split, table, skipped, dataset.source)
+    return split
 
 
 def ema_with_warmup(decay: float):
