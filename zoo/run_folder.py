@@ -74,14 +74,23 @@ def write_text(path: Path, text: str) -> None:
         partial.write_text(text)
 
 
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _orphaned(record: dict) -> bool:
+    """A RUNNING record whose owner process is gone (killed: SIGKILL, a lost machine)."""
+    return record.get("status") == RUNNING and owner_is_gone(record.get("owner"))
+
+
 def read_record(path: Path) -> dict:
-    """The folder's record (an empty RUNNING-less dict when there is none yet). A RUNNING
-    record whose owner process is gone reads as KILLED."""
+    """The folder's record (an empty dict when there is none yet). A RUNNING record whose
+    owner process is gone reads as KILLED."""
     try:
         record = json.loads((path / RECORD_FILE).read_text())
     except FileNotFoundError:
         return {}
-    if record.get("status") == RUNNING and owner_is_gone(record.get("owner")):
+    if _orphaned(record):
         record["status"] = KILLED
     return record
 
@@ -93,7 +102,7 @@ def write_record(path: Path, status: str, **fields) -> dict:
         fields,
         status=status,
         owner=owner_token(),
-        updated=datetime.now(UTC).isoformat(timespec="seconds"),
+        updated=_now(),
     )
     if status != FAILED:
         record.pop("error", None)
@@ -107,8 +116,8 @@ def mark_if_orphaned(path: Path) -> bool:
         raw = json.loads((path / RECORD_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return False
-    if raw.get("status") != RUNNING or not owner_is_gone(raw.get("owner")):
+    if not _orphaned(raw):
         return False
-    raw.update(status=KILLED, updated=datetime.now(UTC).isoformat(timespec="seconds"))
+    raw.update(status=KILLED, updated=_now())
     write_text(path / RECORD_FILE, json.dumps(raw, indent=2))
     return True
