@@ -96,3 +96,19 @@ def fcc_primitive(a: float = 3.61, species: str = "Cu") -> Structure:
 def bcc_conventional(a: float = 2.87, species: str = "Fe") -> Structure:
     """Two-atom bcc cell: 8 neighbours at a*sqrt(3)/2, then 6 at a."""
     return Structure(Lattice.cubic(a), [species, species], [[0, 0, 0], [0.5, 0.5, 0.5]])
+
+
+def run_zoo(*args: str, cwd, failpoint: str | None = None) -> subprocess.CompletedProcess:
+    """``zoo ARGS`` in a fresh process in ``cwd``; ``failpoint`` sets ``$ZOO_FAILPOINT``."""
+    env = {**os.environ, "DGLBACKEND": "pytorch"}
+    env.pop("ZOO_FAILPOINT", None)
+    if failpoint:
+        env["ZOO_FAILPOINT"] = failpoint
+    return subprocess.run(
+        [sys.executable, "-m", "zoo.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 from optuna.trial import TrialState
 
 from tests.conftest import rocksalt
+from tests.conftest import run_zoo as zoo
 from zoo import tracking
 from zoo.config import load_config
 from zoo.files import atomic_write, remove_stale_partials
@@ -30,21 +31,6 @@ from zoo.graphs import GraphSettings, build_store
 from zoo.training import train
 
 pytestmark = pytest.mark.slow
-
-
-def zoo(*args: str, cwd, failpoint: str | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DGLBACKEND": "pytorch"}
-    env.pop("ZOO_FAILPOINT", None)
-    if failpoint:
-        env["ZOO_FAILPOINT"] = failpoint
-    return subprocess.run(
-        [sys.executable, "-m", "zoo.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def client() -> MlflowClient:

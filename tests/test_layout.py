@@ -19,16 +19,17 @@ STAGES = [
     ["zoo._backend", "zoo.errors", "zoo.files", "zoo.faults", "zoo.keys", "zoo.names",
      "zoo.processes", "zoo.versions", "zoo.elements"],
     # 1: structures: reading, checking, splitting, target transforms
-    ["zoo.dataset", "zoo.readers", "zoo.splits", "zoo.transforms"],
+    ["zoo.dataset", "zoo.readers", "zoo.splits", "zoo.transforms", "zoo.protocol"],
     # 2: structure -> graph -> batch
     ["zoo.graphs"],
     # 3: models, losses, metrics, what a model is saved as, the config that builds it
     ["zoo.models", "zoo.losses", "zoo.metrics", "zoo.bundle", "zoo.config", "zoo.cgcnn_import"],
     # 4: runs: training, prediction, MLflow, run folders, comparison, plots, serving
     ["zoo.tracking", "zoo.run_folder", "zoo.plots", "zoo.compare", "zoo.resolve",
-     "zoo.predictor", "zoo.training", "zoo.serving", "zoo.pyfunc_model", "zoo.ui_guard"],
-    # 5: tuning over the training function
-    ["zoo.tuning"],
+     "zoo.predictor", "zoo.ensemble", "zoo.training", "zoo.serving", "zoo.pyfunc_model",
+     "zoo.ui_guard", "zoo.calibration"],
+    # 5: tuning and benchmarks over the training function
+    ["zoo.tuning", "zoo.benchmark", "zoo.benchmark_report", "zoo.benchmark_tuning"],
     # 6: the command line
     ["zoo.commands", "zoo.cli"],
 ]  # fmt: skip

@@ -9,7 +9,7 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from zoo.config import load_config
-from zoo.resolve import resolve_bundle
+from zoo.resolve import resolve_model
 from zoo.serving import predict_table
 from zoo.training import train
 
@@ -21,7 +21,7 @@ def multitask_bundle(tmp_path_factory, demo):
         None,
         {"model": "cgcnn-mt", "targets": ["shear", "bulk"], "epochs": 2, "output_dir": str(folder)},
     )
-    return resolve_bundle(train(config, dataset=demo, track=False, progress=False).bundle_path)
+    return resolve_model(train(config, dataset=demo, track=False, progress=False).bundle_path)
 
 
 def test_every_structure_kind_gives_the_same_prediction(multitask_bundle, demo, tmp_path):

@@ -199,17 +199,20 @@ def work(
     deadline: float | None = None,
     log=print,
     opened: tuple[SearchSpace, optuna.Study] | None = None,
+    dataset=None,
 ) -> None:
     """Run trials in this process until the study holds ``spec.trials`` finished trials, the
     deadline passes or ``MAX_FAILURES`` trials in a row fail. ``opened``: the space and study
-    when the caller has them already (otherwise :func:`open_study`)."""
+    when the caller has them already (otherwise :func:`open_study`); ``dataset``: the data in
+    memory (otherwise the spec's data file is read)."""
     from zoo import tracking
     from zoo.training import read_config_dataset
 
     space, study = opened or open_study(spec)
     tracking.setup(spec.experiment)
     parent = study.user_attrs.get(PARENT_ATTR)
-    dataset = read_config_dataset(spec.trial_config({}))  # once per worker, shared by trials
+    if dataset is None:
+        dataset = read_config_dataset(spec.trial_config({}))  # once per worker, shared by trials
     objective = Objective(spec, space, dataset, parent)
     failures = 0
     while committed_trials(study) < spec.trials and failures < MAX_FAILURES:
@@ -284,8 +287,11 @@ def _ensure_parent_run(spec: StudySpec, study: optuna.Study, space_path: Path) -
     return run_id
 
 
-def run_study(spec: StudySpec, log=print) -> optuna.Study:
-    """``zoo tune``; see the module docstring. Returns the study."""
+def run_study(spec: StudySpec, log=print, dataset=None) -> optuna.Study:
+    """``zoo tune``; see the module docstring. Returns the study. ``dataset``: the data in
+    memory, for a study in this process (``jobs`` 1; ``zoo benchmark --tune-trials``)."""
+    if dataset is not None and spec.jobs > 1:
+        raise ValueError("a data set in memory is tuned in this process only (jobs 1)")
     space, study = open_study(spec)
     parent = _ensure_parent_run(spec, study, spec.space_path())
     taken = take_back_interrupted(study)
@@ -301,7 +307,7 @@ def run_study(spec: StudySpec, log=print) -> optuna.Study:
         if spec.jobs > 1:
             _run_workers(spec, deadline)
         else:
-            work(spec, deadline, log, opened=(space, study))
+            work(spec, deadline, log, opened=(space, study), dataset=dataset)
     finally:
         summarise(spec, study, parent, log)
     if spec.final:

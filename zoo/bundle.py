@@ -69,7 +69,13 @@ class ModelBundle:
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        payload = {
+        with atomic_write(path) as partial:
+            torch.save(self.to_payload(), partial)
+        return path
+
+    def to_payload(self) -> dict:
+        """The bundle as tensors and plain values (what :meth:`save` writes)."""
+        return {
             "format": BUNDLE_FORMAT,
             "model_name": self.model_name,
             "model_config": dict(self.model_config),
@@ -82,9 +88,6 @@ class ModelBundle:
             "metrics": self.metrics,
             "versions": dict(self.versions),
         }
-        with atomic_write(path) as partial:
-            torch.save(payload, partial)
-        return path
 
 
 def bundle_from_model(
@@ -113,10 +116,23 @@ def load_bundle(path: str | Path) -> ModelBundle:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model bundle")
+    payload = read_payload(path)
+    if isinstance(payload, dict) and payload.get("kind") == "ensemble":
+        raise ValueError(f"{path}: an ensemble, not one model; load it with zoo.ensemble")
+    return bundle_from_payload(payload, path)
+
+
+def read_payload(path: Path) -> object:
+    """What a zoo model file holds (tensors and plain values only)."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path}: not a readable zoo model bundle ({error})") from error
+        raise ValueError(f"{path}: not a readable zoo model file ({error})") from error
+
+
+def bundle_from_payload(payload: object, path) -> ModelBundle:
+    """A bundle from :meth:`ModelBundle.to_payload`'s dict, checked strictly; ``path`` names
+    where it came from in errors."""
     if not isinstance(payload, dict) or set(payload) != _FIELDS:
         found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path}: bundle fields {found} differ from {sorted(_FIELDS)}")

@@ -16,6 +16,7 @@ the model's registration). The points, in the order a run reaches them:
 ``trial-planned``     a tuning trial has named its run folder, which does not exist yet
 ``pyfunc-logged``     ``zoo tune --final``: the refit's pyfunc model is logged, its run reopened
 ``refit-registered``  ``zoo tune --final``: the refit is registered, the alias not yet moved
+``fold-finished``     ``zoo benchmark``: a fold model is finished, the next not yet started
 """
 
 from __future__ import annotations

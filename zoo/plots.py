@@ -86,3 +86,28 @@ def learning_curve(history: list[dict], targets: list[str], path: Path) -> Path:
     fig.tight_layout()
     _save(fig, path)
     return path
+
+
+def fold_parity_plot(frame: pd.DataFrame, target: str, path: Path) -> Path:
+    """Benchmark test predictions against the reference (GPa, log axes), one colour per
+    official fold; the title gives the entries and the MAE in log10 GPa.
+
+    ``frame`` columns: ``fold``, ``true_log10``, ``pred_log10`` (log10 GPa)."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    for fold, part in frame.groupby("fold"):
+        ax.scatter(10.0 ** part["true_log10"], 10.0 ** part["pred_log10"], s=5, alpha=0.5,
+                   label=f"fold {fold} ({len(part)})")  # fmt: skip
+    values = 10.0 ** np.concatenate([frame["true_log10"], frame["pred_log10"]])
+    low, high = values.min() / 1.5, values.max() * 1.5
+    ax.plot([low, high], [low, high], "k--", lw=1)
+    ax.set(xlim=(low, high), ylim=(low, high), xscale="log", yscale="log")
+    ax.set_xlabel(f"Matbench {target} modulus (GPa)")
+    ax.set_ylabel(f"predicted {target} modulus (GPa)")
+    mae = float(np.abs(frame["pred_log10"] - frame["true_log10"]).mean())
+    folds = sorted(frame["fold"].unique())
+    which = f"fold {folds[0]}" if len(folds) == 1 else "all test folds"
+    ax.set_title(f"{target}, {which}: {len(frame)} entries, MAE {mae:.4f} log10 GPa")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    _save(fig, path)
+    return path

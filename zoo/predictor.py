@@ -4,7 +4,7 @@
 :class:`Predictor`, so a structure gets the same number (and the same reason when it cannot get
 one) whichever way it comes in::
 
-    predictor = Predictor.load("runs/<run>/model.zoo.pt")    # or models:/NAME@ALIAS, runs:/...
+    predictor = zoo.resolve.load_predictor("runs/<run>/model.zoo.pt")  # or models:/NAME@ALIAS
     table = predictor.predict(ids, structures)                 # again and again
 """
 
@@ -53,14 +53,6 @@ class Predictor:
         self.columns = names.prediction_columns(self.targets)
         self.batch_size, self.workers = batch_size, workers
 
-    @classmethod
-    def load(cls, spec, **options) -> Predictor:
-        """From a bundle path, ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or
-        ``runs:/RUN_ID/PATH`` (:func:`zoo.resolve.resolve_bundle`)."""
-        from zoo.resolve import resolve_bundle
-
-        return cls(resolve_bundle(spec), **options)
-
     def predict(
         self,
         ids: list[str],
@@ -74,7 +66,22 @@ class Predictor:
         ``<target>_log10`` per target, ``error``), one row per input in input order. A
         structure that cannot be predicted gets its one-line reason and NaN, or, without
         ``skip_bad``, raises its :class:`~zoo.errors.BadInputError`."""
-        store, skipped = usable_graphs(
+        store, skipped = self.graphs(ids, structures, skip_bad, cache_dir, progress)
+        log10 = self.predict_graphs(store, progress) if store is not None else None
+        rows = {entry: {names.ID: entry, names.ERROR: ""} for entry in ids}
+        for entry, reason in skipped.items:
+            rows[entry][names.ERROR] = reason
+        if store is not None:
+            for row, entry in enumerate(store.ids):
+                for column, target in enumerate(self.targets):
+                    rows[entry][names.log10(target)] = float(log10[row, column])
+                    rows[entry][names.gpa(target)] = float(10.0 ** log10[row, column])
+        return pd.DataFrame([rows[entry] for entry in ids], columns=self.columns)
+
+    def graphs(self, ids, structures, skip_bad=True, cache_dir=False, progress=False):
+        """``(store, skipped)``: the graphs this model reads (None if no structure is usable)
+        and the entries that have none, with their reasons."""
+        return usable_graphs(
             ids,
             structures,
             self.graph_settings,
@@ -84,17 +91,15 @@ class Predictor:
             cache_dir=cache_dir,
             progress=progress,
         )
-        rows = {entry: {names.ID: entry, names.ERROR: ""} for entry in ids}
-        for entry, reason in skipped.items:
-            rows[entry][names.ERROR] = reason
-        if store is not None:
-            output = predict_normalised(self.model, store, None, self.batch_size, progress)
-            log10 = self.bundle.transform.to_log10(output.double()).numpy()
-            for row, entry in enumerate(store.ids):
-                for column, target in enumerate(self.targets):
-                    rows[entry][names.log10(target)] = float(log10[row, column])
-                    rows[entry][names.gpa(target)] = float(10.0 ** log10[row, column])
-        return pd.DataFrame([rows[entry] for entry in ids], columns=self.columns)
+
+    def graph_key(self) -> tuple:
+        """Models with equal keys read the same graphs (an ensemble builds them once)."""
+        return (self.graph_settings.model_dump_json(), self.model.elements.known.numpy().tobytes())
+
+    def predict_graphs(self, store, progress: bool = False):
+        """log10 GPa predictions, float64 numpy ``(len(store), T)``, in store order."""
+        output = predict_normalised(self.model, store, None, self.batch_size, progress)
+        return self.bundle.transform.to_log10(output.double()).numpy()
 
 
 def predict_structures(

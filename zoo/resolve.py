@@ -1,24 +1,43 @@
-"""A model spec -> its bundle: a bundle path, a registry URI (``models:/NAME@ALIAS``,
-``models:/NAME/VERSION``) or a run URI (``runs:/RUN_ID/PATH``), looked up in the zoo's tracking
-store (:func:`zoo.tracking.tracking_uri`)."""
+"""A model spec -> its model file (a bundle or an ensemble): a file path, a registry URI
+(``models:/NAME@ALIAS``, ``models:/NAME/VERSION``) or a run URI (``runs:/RUN_ID/PATH``), looked
+up in the zoo's tracking store (:func:`zoo.tracking.tracking_uri`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.bundle import BUNDLE_SUFFIX, load_bundle
+from zoo.bundle import BUNDLE_SUFFIX
+from zoo.ensemble import EnsemblePredictor, load_model_file
 
 MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
-def resolve_bundle(model: str | Path):
-    """A :class:`~zoo.bundle.ModelBundle` from a bundle path, a ``models:/NAME@ALIAS`` or
-    ``models:/NAME/VERSION`` registry URI, or a ``runs:/RUN_ID[/PATH]`` run URI (tracking store:
-    :func:`zoo.tracking.tracking_uri`). A URI the store cannot resolve is a one-line error that
-    says what the registry holds; nothing is created on the way."""
+def load_predictor(model: str | Path, **options):
+    """A ready predictor for ``model`` (any spec :func:`resolve_model` takes): a
+    :class:`~zoo.predictor.Predictor`, or an :class:`~zoo.ensemble.EnsemblePredictor` for an
+    ensemble. ``options``: ``batch_size``, ``workers``."""
+    return predictor_for(resolve_model(model), **options)
+
+
+def predictor_for(loaded, **options):
+    """The predictor of a loaded bundle or ensemble."""
+    from zoo.ensemble import Ensemble
+    from zoo.predictor import Predictor
+
+    if isinstance(loaded, Ensemble):
+        return EnsemblePredictor(loaded, **options)
+    return Predictor(loaded, **options)
+
+
+def resolve_model(model: str | Path):
+    """A :class:`~zoo.bundle.ModelBundle` or :class:`~zoo.ensemble.Ensemble` from a file path,
+    a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` registry URI, or a
+    ``runs:/RUN_ID[/PATH]`` run URI (tracking store: :func:`zoo.tracking.tracking_uri`). A URI
+    the store cannot resolve is a one-line error that says what the registry holds; nothing is
+    created on the way."""
     text = str(model)
     if not text.startswith(MODEL_URI_PREFIXES):
-        return load_bundle(text)
+        return load_model_file(text)
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -42,7 +61,7 @@ def resolve_bundle(model: str | Path):
         raise ValueError(
             f"{text}: expected one model bundle (*{BUNDLE_SUFFIX}), found {len(found)}{detail}"
         )
-    return load_bundle(found[0])
+    return load_model_file(found[0])
 
 
 def _unresolved(uri: str, error: Exception) -> str:

@@ -24,7 +24,6 @@ import pandas as pd
 from pymatgen.core import Structure
 
 from zoo import names
-from zoo.bundle import load_bundle
 
 CHAMPION = "champion"
 VAL_SCORE_TAG = "zoo.val_mae_log10"
@@ -83,9 +82,9 @@ def predict_table(
     rows are refused; ``max_atoms``: a larger structure is its row's error (a served model sets
     both, :data:`MAX_STRUCTURES_PER_CALL`, :data:`MAX_ATOMS_PER_STRUCTURE`)."""
     from zoo.dataset import DatasetBuilder
-    from zoo.predictor import Predictor
+    from zoo.resolve import predictor_for
 
-    predictor = model if isinstance(model, Predictor) else Predictor(model)
+    predictor = model if hasattr(model, "predict") else predictor_for(model)
     if "structure" not in table.columns:
         raise ValueError(f"input needs a 'structure' column; it has {list(table.columns)}")
     if max_structures is not None and len(table) > max_structures:
@@ -133,9 +132,10 @@ class ZooModel(mlflow.pyfunc.PythonModel):
     (JSON ``null``) where a row has no number. The model is built once, when MLflow loads it."""
 
     def load_context(self, context):
-        from zoo.predictor import Predictor
+        from zoo.ensemble import load_model_file
+        from zoo.resolve import predictor_for
 
-        self.predictor = Predictor(load_bundle(context.artifacts["bundle"]))
+        self.predictor = predictor_for(load_model_file(context.artifacts["bundle"]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         table = model_input
@@ -173,9 +173,16 @@ def log_pyfunc(bundle_path: str | Path):
             artifacts={"bundle": str(bundle_path)},
             code_paths=[str(code)],
             pip_requirements=pip_requirements(),
-            signature=_signature(load_bundle(bundle_path).transform.targets),
+            signature=_signature(_columns_of(bundle_path)),
             input_example=_input_example(),
         )
+
+
+def _columns_of(model_path) -> list[str]:
+    from zoo.ensemble import load_model_file
+    from zoo.resolve import predictor_for
+
+    return predictor_for(load_model_file(model_path)).columns
 
 
 def _package_tree(folder: Path) -> Path:
@@ -204,15 +211,14 @@ def _input_example() -> pd.DataFrame:
     return pd.DataFrame({"id": ["Cu-fcc"], "structure": [copper.to(fmt="cif")]})
 
 
-def _signature(targets: list[str]):
+def _signature(columns: list[str]):
     """Input: ``structure`` (any of the accepted kinds) and an optional ``id``; output: the
-    moduli of ``targets`` and the error column."""
+    predictor's ``columns`` (``id``, numbers, ``error``)."""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    outputs = [ColSpec("string", "id")]
-    outputs += [ColSpec("double", f"{t}_{unit}") for t in targets for unit in ("gpa", "log10")]
-    outputs.append(ColSpec("string", "error"))
+    text = {names.ID, names.ERROR}
+    outputs = [ColSpec("string" if c in text else "double", c) for c in columns]
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), "structure"), ColSpec("string", "id", required=False)]),
         outputs=Schema(outputs),
@@ -265,3 +271,27 @@ def register(
         client.set_registered_model_alias(name, CHAMPION, version)
     log(f"registered {name} v{version}; {'now' if promote else 'not'} @{CHAMPION}: {reason}")
     return str(version), promote
+
+
+def register_model_file(
+    path: str | Path,
+    name: str,
+    *,
+    experiment: str,
+    run_name: str,
+    val_score: float,
+    tags: dict[str, str],
+    metrics: dict[str, float] | None = None,
+    log=print,
+) -> tuple[str, bool]:
+    """Log a model file (a bundle or an ensemble) as a pyfunc model in a new MLflow run of
+    ``experiment`` and register it under ``name`` (the ``champion`` rule of :func:`register`).
+    Returns the version and whether it is the champion."""
+    from zoo import tracking
+
+    tracking.setup(experiment)
+    with mlflow.start_run(run_name=run_name, tags=tags) as run:
+        for key, value in (metrics or {}).items():
+            mlflow.log_metric(key, value)
+        info = log_pyfunc(path)
+    return register(info.model_uri, name, val_score, {**tags, "zoo.run_id": run.info.run_id}, log)

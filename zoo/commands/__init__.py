@@ -3,6 +3,16 @@
 A new command is a new module here, added to :data:`COMMANDS`. Heavy imports stay inside
 ``run`` so that ``zoo --help`` is quick."""
 
-from zoo.commands import compare, import_cgcnn, models, predict, train, tune, ui
+from zoo.commands import (
+    benchmark,
+    compare,
+    ensemble,
+    import_cgcnn,
+    models,
+    predict,
+    train,
+    tune,
+    ui,
+)
 
-COMMANDS = (train, predict, tune, compare, models, import_cgcnn, ui)
+COMMANDS = (train, predict, tune, benchmark, ensemble, compare, models, import_cgcnn, ui)

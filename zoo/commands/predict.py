@@ -25,10 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from zoo.predictor import Predictor
     from zoo.readers import read_dataset
+    from zoo.resolve import load_predictor
 
-    predictor = Predictor.load(args.model, batch_size=args.batch_size, workers=args.workers)
+    predictor = load_predictor(args.model, batch_size=args.batch_size, workers=args.workers)
     dataset = read_dataset(args.input, skip_bad=True, with_targets=False)
     table = predictor.predict(
         dataset.ids, dataset.structures, skip_bad=not args.strict, progress=True

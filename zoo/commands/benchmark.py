@@ -1,0 +1,65 @@
+"""``zoo benchmark``: a zoo model through Matbench v0.1's protocol (README, "zoo benchmark")."""
+
+from __future__ import annotations
+
+import argparse
+
+from zoo.commands._common import add_set_flag
+
+NAME = "benchmark"
+HELP = "Matbench v0.1 protocol: five official folds, results.json.gz, leaderboard comparison"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", default="cgcnn", help="registered variant (default cgcnn)")
+    parser.add_argument(
+        "--task",
+        default="both",
+        choices=["matbench_log_gvrh", "matbench_log_kvrh", "both"],
+        help="Matbench task(s) (default both)",
+    )
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        help="Matbench file(s) of the task(s), or subsets of their rows in the same format "
+        "(default: the official files, downloaded once)",
+    )
+    parser.add_argument("--folds", default="0,1,2,3,4", help="official folds to run")
+    parser.add_argument("--config", help="YAML training config")
+    add_set_flag(parser, "any training config key, dotted (e.g. epochs=100)")
+    parser.add_argument("--tune-trials", type=int, default=0, help="Optuna trials per fold")
+    parser.add_argument("--seeds", type=int, default=1, help="models per fold (an ensemble)")
+    parser.add_argument("--threads", type=int, help="torch threads per model (default: all cores)")
+    parser.add_argument("--output-dir", default="runs/benchmark", help="default runs/benchmark")
+    parser.add_argument("--name", help="folder name (default MODEL-TASK)")
+    parser.add_argument(
+        "--leaderboard",
+        help="folder with leaderboard_predictions_log_{gvrh,kvrh}.csv (default: beside --data)",
+    )
+
+
+def spec_of(args):
+    from zoo.benchmark import BenchmarkSpec
+
+    return BenchmarkSpec(
+        model=args.model,
+        task=args.task,
+        data=args.data or [],
+        folds=[int(f) for f in args.folds.split(",")],
+        config=args.config,
+        overrides=dict(args.set or []),
+        tune_trials=args.tune_trials,
+        seeds=args.seeds,
+        output_dir=args.output_dir,
+        name=args.name,
+        leaderboard=args.leaderboard,
+        threads=args.threads,
+    )
+
+
+def run(args) -> int:
+    from zoo.benchmark import run_benchmark
+
+    report = run_benchmark(spec_of(args))
+    print(report.text)
+    return 0

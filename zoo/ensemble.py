@@ -1,0 +1,196 @@
+"""Ensembles: several trained models as one, predicting the mean and the spread.
+
+An ensemble is one file (``*.zoo.pt``, like a bundle) holding its member bundles, a spread
+scale per target (1.0 until calibrated, :mod:`zoo.calibration`) and the calibration record. It
+predicts, per structure and target, the members' mean of log10 GPa, their standard deviation
+times the scale (``<target>_std_log10``) and the ±1σ interval in GPa (``<target>_gpa_low``,
+``<target>_gpa_high``). Members must predict the same targets; members with the same graph
+settings and element table share one graph build, others build their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from zoo import names
+from zoo.bundle import ModelBundle, bundle_from_payload, read_payload
+from zoo.files import atomic_write
+from zoo.versions import package_versions
+
+ENSEMBLE_KIND = "ensemble"
+ENSEMBLE_FORMAT = 1
+_FIELDS = {"kind", "format", "members", "sources", "scale", "calibration", "versions"}
+
+
+def std_column(target: str) -> str:
+    return f"{target}_std_log10"
+
+
+def interval_columns(target: str) -> tuple[str, str]:
+    return f"{target}_gpa_low", f"{target}_gpa_high"
+
+
+def ensemble_columns(targets: list[str]) -> list[str]:
+    """``id``, then per target GPa, log10, std (log10), the ±1σ GPa interval; ``error``."""
+    columns = [names.ID]
+    for target in targets:
+        columns += [names.gpa(target), names.log10(target), std_column(target)]
+        columns += list(interval_columns(target))
+    return [*columns, names.ERROR]
+
+
+@dataclass
+class Ensemble:
+    """Member bundles (at least two, same targets) and the spread scale per target."""
+
+    members: list[ModelBundle]
+    sources: list[str]
+    scale: dict[str, float] = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=package_versions)
+
+    def __post_init__(self) -> None:
+        if len(self.members) < 2:
+            raise ValueError(f"an ensemble needs at least two models, got {len(self.members)}")
+        first = list(self.members[0].transform.targets)
+        for number, member in enumerate(self.members[1:], 1):
+            theirs = list(member.transform.targets)
+            if theirs != first:
+                raise ValueError(
+                    f"member {number} ({self.sources[number]}) predicts {theirs}, "
+                    f"member 0 ({self.sources[0]}) {first}: members must share their targets"
+                )
+        self.scale = {t: float(self.scale.get(t, 1.0)) for t in first}
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.members[0].transform.targets)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "kind": ENSEMBLE_KIND,
+            "format": ENSEMBLE_FORMAT,
+            "members": [member.to_payload() for member in self.members],
+            "sources": list(self.sources),
+            "scale": dict(self.scale),
+            "calibration": dict(self.calibration),
+            "versions": dict(self.versions),
+        }
+        with atomic_write(path) as partial:
+            torch.save(payload, partial)
+        return path
+
+
+def load_ensemble(path: str | Path) -> Ensemble:
+    """Read an ensemble file strictly (fields, format, every member as a bundle)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    payload = read_payload(path)
+    return ensemble_from_payload(payload, path)
+
+
+def ensemble_from_payload(payload: dict, path) -> Ensemble:
+    if not isinstance(payload, dict) or set(payload) != _FIELDS:
+        found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: ensemble fields {found} differ from {sorted(_FIELDS)}")
+    if payload["format"] != ENSEMBLE_FORMAT:
+        raise ValueError(f"{path}: ensemble format {payload['format']}, expected {ENSEMBLE_FORMAT}")
+    members = [
+        bundle_from_payload(member, f"{path} (member {number})")
+        for number, member in enumerate(payload["members"])
+    ]
+    return Ensemble(
+        members, payload["sources"], payload["scale"], payload["calibration"], payload["versions"]
+    )
+
+
+def load_model_file(path: str | Path) -> ModelBundle | Ensemble:
+    """A bundle or an ensemble, whichever the file holds (both read strictly)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file")
+    payload = read_payload(path)
+    if isinstance(payload, dict) and payload.get("kind") == ENSEMBLE_KIND:
+        return ensemble_from_payload(payload, path)
+    return bundle_from_payload(payload, path)
+
+
+def member_path(source: str | Path) -> Path:
+    """A bundle file, or the bundle of a run folder (``model.zoo.pt``)."""
+    from zoo.bundle import BUNDLE_SUFFIX
+
+    path = Path(source)
+    if path.is_dir():
+        inside = path / f"model{BUNDLE_SUFFIX}"
+        if not inside.exists():
+            raise ValueError(f"{path}: a folder without a finished model (model{BUNDLE_SUFFIX})")
+        return inside
+    return path
+
+
+def build_ensemble(sources: list[str | Path]) -> Ensemble:
+    """An (uncalibrated) ensemble of the bundles or run folders ``sources``."""
+    from zoo.bundle import load_bundle
+
+    paths = [member_path(source) for source in sources]
+    return Ensemble([load_bundle(path) for path in paths], [str(path) for path in paths])
+
+
+class EnsemblePredictor:
+    """An ensemble's members built once; the same ``predict`` as :class:`zoo.predictor.Predictor`
+    with the spread columns added (:func:`ensemble_columns`)."""
+
+    def __init__(self, ensemble: Ensemble, *, batch_size: int = 256, workers: int = 1):
+        from zoo.predictor import Predictor
+
+        self.ensemble = ensemble
+        self.members = [
+            Predictor(m, batch_size=batch_size, workers=workers) for m in ensemble.members
+        ]
+        self.targets = ensemble.targets
+        self.graph_settings = ensemble.members[0].graph_settings
+        self.columns = ensemble_columns(self.targets)
+
+    def member_predictions(self, ids, structures, skip_bad=True, cache_dir=False, progress=False):
+        """log10 GPa ``(M, n, T)`` (NaN where a member could not predict) and the first
+        reason per entry that a member gave."""
+        values = np.full((len(self.members), len(ids), len(self.targets)), np.nan)
+        reasons: dict[str, str] = {}
+        position = {entry: i for i, entry in enumerate(ids)}
+        built: dict = {}
+        for number, member in enumerate(self.members):
+            key = member.graph_key()
+            if key not in built:
+                built[key] = member.graphs(ids, structures, skip_bad, cache_dir, progress)
+            store, skipped = built[key]
+            for entry, reason in skipped.items:
+                reasons.setdefault(entry, reason)
+            if store is not None:
+                rows = [position[entry] for entry in store.ids]
+                values[number, rows] = member.predict_graphs(store, progress)
+        return values, reasons
+
+    def predict(self, ids, structures, *, skip_bad=True, cache_dir=False, progress=False):
+        """Mean, spread and ±1σ interval per target; one row per input, in input order."""
+        values, reasons = self.member_predictions(ids, structures, skip_bad, cache_dir, progress)
+        table = pd.DataFrame({names.ID: list(ids)})
+        complete = np.isfinite(values).all(axis=(0, 2))
+        for column, target in enumerate(self.targets):
+            member = np.where(complete[None, :], values[:, :, column], np.nan)
+            mean = member.mean(axis=0)
+            spread = member.std(axis=0, ddof=1) * self.ensemble.scale[target]
+            low, high = interval_columns(target)
+            table[names.gpa(target)] = 10.0**mean
+            table[names.log10(target)] = mean
+            table[std_column(target)] = spread
+            table[low], table[high] = 10.0 ** (mean - spread), 10.0 ** (mean + spread)
+        table[names.ERROR] = [reasons.get(entry, "") for entry in ids]
+        return table[self.columns]
