@@ -136,9 +136,9 @@ def test_benchmark_resumes_and_writes_a_matbench_results_file(tiny, isolated):
 def test_an_ensemble_predicts_the_members_mean_and_spread(tiny, isolated):
     from zoo.bundle import load_bundle
     from zoo.ensemble import build_ensemble, load_model_file
+    from zoo.loaded_model import load_model
     from zoo.predictor import Predictor
     from zoo.protocol import read_task_table
-    from zoo.resolve import load_predictor
 
     assert benchmark(tiny, isolated, "--seeds", "2").returncode == 0
     folder = isolated / "runs" / "benchmark" / "tiny"
@@ -160,7 +160,7 @@ def test_an_ensemble_predicts_the_members_mean_and_spread(tiny, isolated):
         [Predictor(load_bundle(p)).predict(ids, structures)[columns] for p in ensemble.sources]
     )
     for spec in ("ens.zoo.pt", "models:/tiny-ens@champion"):
-        predicted = load_predictor(spec).predict(ids, structures)
+        predicted = load_model(spec).predict_structures(ids, structures)
         assert np.allclose(predicted["shear_log10"], members[:, :, 0].mean(axis=0))
         spread = members[:, :, 1].std(axis=0, ddof=1) * ensemble.scale["bulk"]
         assert np.allclose(predicted["bulk_std_log10"], spread)

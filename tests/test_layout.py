@@ -26,7 +26,8 @@ STAGES = [
     ["zoo.models", "zoo.losses", "zoo.metrics", "zoo.bundle", "zoo.config", "zoo.cgcnn_import"],
     # 4: runs: training, prediction, MLflow, run folders, comparison, plots, serving
     ["zoo.tracking", "zoo.run_folder", "zoo.plots", "zoo.compare", "zoo.resolve",
-     "zoo.predictor", "zoo.ensemble", "zoo.training", "zoo.serving", "zoo.pyfunc_model",
+     "zoo.predictor", "zoo.ensemble", "zoo.loaded_model", "zoo.training", "zoo.serving",
+     "zoo.pyfunc_model",
      "zoo.ui_guard", "zoo.calibration"],
     # 5: tuning and benchmarks over the training function
     ["zoo.tuning", "zoo.benchmark", "zoo.benchmark_report", "zoo.benchmark_tuning"],

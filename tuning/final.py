@@ -14,7 +14,7 @@ from pathlib import Path
 
 import optuna
 
-from zoo.serving import register
+from zoo.serving import pyfunc_of_run, register
 from zoo.tuning.spec import StudySpec
 
 
@@ -53,7 +53,7 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
         },
     )
     tracking.setup(spec.experiment)
-    model_uri = _pyfunc_of(result)
+    model_uri = pyfunc_of_run(result.run_id, result.bundle_path)
     tags = {
         "zoo.data": spec.data_label,
         "zoo.split": spec.split_label,
@@ -74,29 +74,3 @@ def refit_and_register(spec: StudySpec, study: optuna.Study, parent_run_id: str,
     for key in sorted(k for k in result.metrics if k.startswith("test_") and "mae" in k):
         log(f"    {key} = {result.metrics[key]:.4f}")
     return result, version, champion
-
-
-def _pyfunc_of(result) -> str:
-    """URI of the run's pyfunc model, logged now unless an earlier attempt logged it whole
-    (READY; one cut short by a kill stays PENDING and is logged again). The run ends FINISHED
-    either way, also when the earlier attempt was killed while logging."""
-    import mlflow
-    from mlflow.entities import LoggedModelStatus
-
-    from zoo.faults import failpoint
-    from zoo.serving import PYFUNC_NAME, log_pyfunc
-
-    run = mlflow.get_run(result.run_id)
-    logged = mlflow.search_logged_models(
-        experiment_ids=[run.info.experiment_id],
-        filter_string=f"source_run_id = '{result.run_id}' AND name = '{PYFUNC_NAME}'",
-        output_format="list",
-    )
-    ready = [m for m in logged if m.status == LoggedModelStatus.READY]
-    if ready:
-        mlflow.MlflowClient().set_terminated(result.run_id, status="FINISHED")
-        return ready[0].model_uri
-    with mlflow.start_run(run_id=result.run_id):
-        info = log_pyfunc(result.bundle_path)
-        failpoint("pyfunc-logged")
-    return info.model_uri

@@ -3,7 +3,9 @@
 Public API (everything else is internal)::
 
     from zoo import read_dataset, build_graph, GraphSettings, TrainConfig, train
-    from zoo import load_bundle, predict_structures
+    model = zoo.load_model("models:/cgcnn-shear@champion")    # or a *.zoo.pt file, runs:/...
+    model.predict(structure)                                    # Structure, Atoms, path, list
+    from zoo import load_bundle, predict_structures, build_ensemble
 
 Names are imported on first use, so ``import zoo.keys`` (done by the model code) stays light
 and free of import cycles.
@@ -16,6 +18,10 @@ import zoo._backend  # noqa: F401  (DGLBACKEND=pytorch before anything imports d
 
 _PUBLIC = {
     "BadInputError": "zoo.errors",
+    "Ensemble": "zoo.ensemble",
+    "build_ensemble": "zoo.ensemble",
+    "load_model": "zoo.loaded_model",
+    "LoadedModel": "zoo.loaded_model",
     "Dataset": "zoo.dataset",
     "GraphSettings": "zoo.graphs",
     "ModelBundle": "zoo.bundle",

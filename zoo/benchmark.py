@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from zoo.files import atomic_write
 from zoo.protocol import FOLDS, TaskTable, read_task_table, task_names
@@ -39,7 +39,7 @@ class BenchmarkSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = "cgcnn"
+    model: str | None = Field(None, description="variant (default: the config's, else cgcnn)")
     task: Literal["matbench_log_gvrh", "matbench_log_kvrh", "both"] = "both"
     data: list[str] = Field(
         default_factory=list, description="Matbench files (default: the official ones, cached)"
@@ -56,6 +56,13 @@ class BenchmarkSpec(BaseModel):
         None, description="folder of leaderboard_predictions_log_{gvrh,kvrh}.csv"
     )
     threads: int | None = Field(None, ge=1, description="torch threads (not part of identity)")
+
+    @model_validator(mode="after")
+    def _model_from_config(self) -> BenchmarkSpec:
+        if self.model is None:
+            written = yaml.safe_load(Path(self.config).read_text()) if self.config else None
+            self.model = (written or {}).get("model", "cgcnn")
+        return self
 
     def folder(self) -> Path:
         return Path(self.output_dir) / (self.name or f"{self.model}-{self.task}")
@@ -205,17 +212,6 @@ def parent_run(spec: BenchmarkSpec, table: TaskTable, targets: tuple[str, ...]) 
     return run_id
 
 
-def fold_split(table: TaskTable, assignment, fold: int, val_fraction: float) -> dict:
-    """Ids per split for one fold: test = the official fold; of the rest a seeded
-    ``val_fraction`` (seed 0, the same for every model of the fold) is the inner validation
-    split and the others are trained on."""
-    from zoo.splits import fold_split as positions
-
-    split = positions(assignment, fold, val_fraction, seed=0)
-    ids = table.ids
-    return {name: [ids[i] for i in getattr(split, name)] for name in ("train", "val", "test")}
-
-
 def train_fold(run: FoldRun, dataset, split: dict, parent_run_id: str, log=print):
     """Train (or continue, or read back) one fold model; returns its TrainResult."""
     from zoo.run_folder import start_run_folder
@@ -246,7 +242,6 @@ def run_benchmark(spec: BenchmarkSpec, log=print):
     folder = open_folder(spec)
     runs = plan(spec)
     dataset = table.dataset()
-    assignment = table.folds()
     if spec.tune_trials:
         from zoo.benchmark_tuning import tuned_runs
 
@@ -255,7 +250,7 @@ def run_benchmark(spec: BenchmarkSpec, log=print):
     log(f"benchmark {folder}: {len(table.rows)} entries, {len(runs)} model(s) to have")
     for number, run in enumerate(runs, 1):
         log(f"[{number}/{len(runs)}] fold {run.fold}, {run.group}, seed {run.seed}: {run.folder}")
-        split = fold_split(table, assignment, run.fold, spec.val_fraction)
+        split = table.split_ids(run.fold, spec.val_fraction)
         train_fold(run, dataset, split, parents[run.targets], log)
         failpoint("fold-finished")
     from zoo.benchmark_report import write_report

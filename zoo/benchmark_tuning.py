@@ -11,11 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from zoo.benchmark import BenchmarkSpec, FoldRun, fold_split
 
-
-def study_spec(spec: BenchmarkSpec, run: FoldRun, split_file: Path):
-    """The study of one fold and group: the benchmark's config file and ``--set`` keys are
+def study_spec(spec, run, split_file: Path):
+    """The study of one fold and group (``spec`` a :class:`zoo.benchmark.BenchmarkSpec`,
+    ``run`` a :class:`zoo.benchmark.FoldRun`): the benchmark's config file and ``--set`` keys are
     fixed (the space samples the rest), the inner split is the split."""
     from zoo.config import flatten
     from zoo.tuning.spec import StudySpec
@@ -39,12 +38,11 @@ def study_spec(spec: BenchmarkSpec, run: FoldRun, split_file: Path):
     )
 
 
-def tuned_runs(spec: BenchmarkSpec, runs: list[FoldRun], table, dataset, log=print) -> list:
+def tuned_runs(spec, runs: list, table, dataset, log=print) -> list:
     """``runs`` with each config replaced by its fold's and group's best trial."""
     from zoo.splits import write_assignment
     from zoo.tuning.study import run_study
 
-    assignment = table.folds()
     best: dict = {}
     tuned = []
     for run in runs:
@@ -52,7 +50,7 @@ def tuned_runs(spec: BenchmarkSpec, runs: list[FoldRun], table, dataset, log=pri
         if key not in best:
             folder = spec.folder() / f"fold{run.fold}" / f"tune-{run.group}"
             folder.mkdir(parents=True, exist_ok=True)
-            ids = fold_split(table, assignment, run.fold, spec.val_fraction)
+            ids = table.split_ids(run.fold, spec.val_fraction)
             split_file = folder / "split.csv"
             # test entries are listed as such, but trials never evaluate them (evaluate_test False)
             write_assignment(split_file, {i: s for s in ("train", "val", "test") for i in ids[s]})

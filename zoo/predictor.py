@@ -4,7 +4,7 @@
 :class:`Predictor`, so a structure gets the same number (and the same reason when it cannot get
 one) whichever way it comes in::
 
-    predictor = zoo.resolve.load_predictor("runs/<run>/model.zoo.pt")  # or models:/NAME@ALIAS
+    predictor = Predictor(zoo.load_bundle("runs/<run>/model.zoo.pt"))  # zoo.load_model wraps it
     table = predictor.predict(ids, structures)                 # again and again
 """
 

@@ -84,6 +84,16 @@ class TaskTable:
 
         return kfold_assignment(OFFICIAL_ROWS, FOLDS)[self.rows]
 
+    def split_ids(self, fold: int, val_fraction: float) -> dict[str, list[str]]:
+        """Ids per split for one fold: test = the official fold; of the rest a seeded
+        ``val_fraction`` (seed 0, the same for every model of the fold) is the inner validation
+        split and the others are trained on."""
+        from zoo.splits import fold_split
+
+        split = fold_split(self.folds(), fold, val_fraction, seed=0)
+        ids = self.ids
+        return {name: [ids[i] for i in getattr(split, name)] for name in ("train", "val", "test")}
+
     def dataset(self, skip_bad: bool = False):
         """The entries as a :class:`zoo.dataset.Dataset` (moduli in GPa); a structure that
         cannot be read is an error naming the entry, or skipped and reported."""

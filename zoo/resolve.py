@@ -12,13 +12,6 @@ from zoo.ensemble import EnsemblePredictor, load_model_file
 MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
-def load_predictor(model: str | Path, **options):
-    """A ready predictor for ``model`` (any spec :func:`resolve_model` takes): a
-    :class:`~zoo.predictor.Predictor`, or an :class:`~zoo.ensemble.EnsemblePredictor` for an
-    ensemble. ``options``: ``batch_size``, ``workers``."""
-    return predictor_for(resolve_model(model), **options)
-
-
 def predictor_for(loaded, **options):
     """The predictor of a loaded bundle or ensemble."""
     from zoo.ensemble import Ensemble
@@ -62,6 +55,20 @@ def resolve_model(model: str | Path):
             f"{text}: expected one model bundle (*{BUNDLE_SUFFIX}), found {len(found)}{detail}"
         )
     return load_model_file(found[0])
+
+
+def registry_version(uri: str) -> str | None:
+    """The registry version a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI names
+    (the store is asked for an alias), else None."""
+    if not uri.startswith("models:/"):
+        return None
+    name, _, rest = uri[len("models:/") :].partition("/")
+    if "@" in name:
+        from mlflow import MlflowClient
+
+        name, alias = name.split("@", 1)
+        return str(MlflowClient().get_model_version_by_alias(name, alias).version)
+    return rest or None
 
 
 def _unresolved(uri: str, error: Exception) -> str:

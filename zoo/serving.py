@@ -17,6 +17,8 @@ Loading in a fresh process needs only the tracking store::
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import mlflow.pyfunc
@@ -78,13 +80,15 @@ def predict_table(
     max_atoms: int | None = None,
 ) -> pd.DataFrame:
     """Predictions for a table of structures (see the module docstring), in input order, by a
-    :class:`~zoo.predictor.Predictor` (or a bundle, for one call). ``max_structures``: more
-    rows are refused; ``max_atoms``: a larger structure is its row's error (a served model sets
+    :class:`~zoo.loaded_model.LoadedModel` (or a bundle or ensemble, for one call).
+    ``max_structures``: more rows are refused; ``max_atoms``: a larger structure is its row's
+    error (a served model sets
     both, :data:`MAX_STRUCTURES_PER_CALL`, :data:`MAX_ATOMS_PER_STRUCTURE`)."""
     from zoo.dataset import DatasetBuilder
-    from zoo.resolve import predictor_for
+    from zoo.loaded_model import LoadedModel
 
-    predictor = model if hasattr(model, "predict") else predictor_for(model)
+    if not isinstance(model, LoadedModel):
+        model = LoadedModel(model, "in memory")
     if "structure" not in table.columns:
         raise ValueError(f"input needs a 'structure' column; it has {list(table.columns)}")
     if max_structures is not None and len(table) > max_structures:
@@ -104,13 +108,13 @@ def predict_table(
         builder.add(
             entry, lambda v=value: _bounded(structure_from_input(v, allow_paths), max_atoms), {}
         )
-    predicted = predictor.predict(builder.ids, builder.structures).set_index(names.ID)
+    predicted = model.predict_structures(builder.ids, builder.structures).set_index(names.ID)
     unread = pd.DataFrame(
         {names.ERROR: [reason for _, reason in builder.skipped.items]},
         index=pd.Index([entry for entry, _ in builder.skipped.items], name=names.ID),
     )
     joined = pd.concat([predicted, unread]).reindex(ids)
-    return joined.reset_index()[predictor.columns]
+    return joined.reset_index()[model.columns]
 
 
 def _bounded(structure: Structure, max_atoms: int | None) -> Structure:
@@ -133,16 +137,16 @@ class ZooModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context):
         from zoo.ensemble import load_model_file
-        from zoo.resolve import predictor_for
+        from zoo.loaded_model import LoadedModel
 
-        self.predictor = predictor_for(load_model_file(context.artifacts["bundle"]))
+        self.model = LoadedModel(load_model_file(context.artifacts["bundle"]), "pyfunc model")
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         table = model_input
         if not isinstance(table, pd.DataFrame):
             table = pd.DataFrame(table)
         predicted = predict_table(
-            self.predictor,
+            self.model,
             table,
             allow_paths=False,
             max_structures=MAX_STRUCTURES_PER_CALL,
@@ -245,9 +249,10 @@ def register(
     if earlier:
         version = earlier[0].version
     else:
-        version = mlflow.register_model(
-            model_uri, name, tags={**tags, VAL_SCORE_TAG: f"{val_score:.6f}"}
-        ).version
+        with contextlib.redirect_stderr(io.StringIO()):  # MLflow prints its own two lines
+            version = mlflow.register_model(
+                model_uri, name, tags={**tags, VAL_SCORE_TAG: f"{val_score:.6f}"}
+            ).version
     failpoint("refit-registered")
     try:
         current = client.get_model_version_by_alias(name, CHAMPION)
@@ -269,7 +274,8 @@ def register(
             reason += " (note: measured on a different data set or split)"
     if promote:
         client.set_registered_model_alias(name, CHAMPION, version)
-    log(f"registered {name} v{version}; {'now' if promote else 'not'} @{CHAMPION}: {reason}")
+    holder = version if promote else current.version
+    log(f"registered {name} version {version}; {CHAMPION}: version {holder} ({reason})")
     return str(version), promote
 
 
@@ -295,3 +301,28 @@ def register_model_file(
             mlflow.log_metric(key, value)
         info = log_pyfunc(path)
     return register(info.model_uri, name, val_score, {**tags, "zoo.run_id": run.info.run_id}, log)
+
+
+def pyfunc_of_run(run_id: str, bundle_path) -> str:
+    """URI of the run's pyfunc model, logged now unless an earlier attempt logged it whole
+    (READY; one cut short by a kill stays PENDING and is logged again). The run ends FINISHED
+    either way, also when the earlier attempt was killed while logging."""
+    import mlflow
+    from mlflow.entities import LoggedModelStatus
+
+    from zoo.faults import failpoint
+
+    run = mlflow.get_run(run_id)
+    logged = mlflow.search_logged_models(
+        experiment_ids=[run.info.experiment_id],
+        filter_string=f"source_run_id = '{run_id}' AND name = '{PYFUNC_NAME}'",
+        output_format="list",
+    )
+    ready = [m for m in logged if m.status == LoggedModelStatus.READY]
+    if ready:
+        mlflow.MlflowClient().set_terminated(run_id, status="FINISHED")
+        return ready[0].model_uri
+    with mlflow.start_run(run_id=run_id):
+        info = log_pyfunc(bundle_path)
+        failpoint("pyfunc-logged")
+    return info.model_uri

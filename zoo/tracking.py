@@ -121,9 +121,11 @@ def _unfinished(path: Path) -> bool:
 
 
 def quiet_logging() -> None:
-    """MLflow's and its database migrations' INFO chatter off."""
+    """MLflow's and its database migrations' INFO chatter off, and its artifact download bars
+    (a registry model is downloaded before every prediction)."""
     import logging
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
 

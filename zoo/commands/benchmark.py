@@ -11,7 +11,7 @@ HELP = "Matbench v0.1 protocol: five official folds, results.json.gz, leaderboar
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="cgcnn", help="registered variant (default cgcnn)")
+    parser.add_argument("--model", help="registered variant (default: the config's, else cgcnn)")
     parser.add_argument(
         "--task",
         default="both",

@@ -1,4 +1,4 @@
-"""``zoo predict``: moduli for any structures with a bundle or a registered model."""
+"""``zoo predict``: moduli for any structures with a bundle, an ensemble or a registered model."""
 
 from __future__ import annotations
 
@@ -8,42 +8,47 @@ from pathlib import Path
 
 NAME = "predict"
 HELP = "predict moduli (GPa) for structures"
+FLOAT_FORMAT = "%.6g"
+"""Numbers are written with 6 significant digits (more than any model's accuracy)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
-        help="model bundle file, registry URI (models:/cgcnn-shear@champion) or run URI "
-        "(runs:/RUN_ID/model)",
+        help="model bundle or ensemble file, registry URI (models:/cgcnn-shear@champion) or run "
+        "URI (runs:/RUN_ID/model)",
     )
     parser.add_argument("--input", required=True, help="structure file or folder, or data set")
-    parser.add_argument("-o", "--output", required=True, help="output CSV")
+    parser.add_argument(
+        "-o", "--output", default="-", help="output CSV (default -: a table on standard output)"
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--strict", action="store_true", help="fail on the first bad entry")
 
 
 def run(args) -> int:
-    from zoo.readers import read_dataset
-    from zoo.resolve import load_predictor
+    from zoo.files import atomic_write
+    from zoo.loaded_model import load_model
 
-    predictor = load_predictor(args.model, batch_size=args.batch_size, workers=args.workers)
-    dataset = read_dataset(args.input, skip_bad=True, with_targets=False)
-    table = predictor.predict(
-        dataset.ids, dataset.structures, skip_bad=not args.strict, progress=True
-    )
-    for entry, reason in dataset.skipped.items:
-        table.loc[len(table)] = {"id": entry, "error": reason}
+    model = load_model(args.model, batch_size=args.batch_size, workers=args.workers)
+    version = f", registry version {model.version}" if model.version else ""
+    print(f"model: {args.model}{version} ({', '.join(model.targets)})", file=sys.stderr)
+    table = model.predict_path(args.input, strict=args.strict, progress=True)
     if args.strict and (table["error"] != "").any():
         bad = table[table["error"] != ""].iloc[0]
         print(f"error: {bad['id']}: {bad['error']}", file=sys.stderr)
         return 2
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.output, index=False)
     failed = int((table["error"] != "").sum())
-    print(
-        f"wrote {len(table) - failed} predictions to {args.output}"
-        + (f"; {failed} entries could not be predicted (see the error column)" if failed else "")
-    )
+    note = f"; {failed} entries could not be predicted (see the error column)" if failed else ""
+    if args.output == "-":
+        table.to_csv(sys.stdout, index=False, float_format=FLOAT_FORMAT)
+        print(f"{len(table) - failed} predictions{note}", file=sys.stderr)
+        return 0
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(output) as partial:
+        table.to_csv(partial, index=False, float_format=FLOAT_FORMAT)
+    print(f"wrote {len(table) - failed} predictions to {output}{note}")
     return 0

@@ -50,6 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     parser.add_argument("--no-track", action="store_true", help="do not log to MLflow")
+    parser.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the model in the MLflow registry (alias champion if its validation "
+        "score beats the current champion's, as zoo tune --final)",
+    )
 
 
 def train_overrides(args) -> dict:
@@ -113,4 +119,26 @@ def run(args) -> int:
     print(f"run folder   : {result.output_dir} (plots, predictions.csv, history.csv)")
     if result.run_id:
         print(f"MLflow run   : {result.run_id} in {tracking_uri()}  (browse with: zoo ui)")
+    if args.register:
+        register_run(result, args.register)
     return 0
+
+
+def register_run(result, name: str) -> None:
+    """Log the run's pyfunc model (once) and register it; its score for the champion rule is
+    the best epoch's validation score (the kept epoch's)."""
+    import math
+
+    from zoo import names, tracking
+    from zoo.serving import pyfunc_of_run, register
+
+    if not result.run_id:
+        raise ValueError("--register needs an MLflow run (drop --no-track)")
+    tracking.quiet_logging()
+    scores = [row.get(names.score("val"), math.inf) for row in result.history]
+    score = min(scores)  # a train+val refit has no validation score: inf, never preferred
+    model_uri = pyfunc_of_run(result.run_id, result.bundle_path)
+    tags = {"zoo.run_id": result.run_id, "zoo.kind": "train"}
+    version, champion = register(model_uri, name, score, tags, log=lambda text: None)
+    state = "champion" if champion else "not champion (an earlier version validates better)"
+    print(f"registered   : {name} version {version}, {state}; models:/{name}@champion")

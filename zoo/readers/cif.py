@@ -9,6 +9,8 @@ a silent number, so every type symbol is checked before the structure is built.
 from __future__ import annotations
 
 import re
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from pymatgen.core import Element, Structure
@@ -42,4 +44,16 @@ def read_cif_file(path: Path) -> Structure:
     text = Path(path).read_text(errors="replace")
     if not text.strip():
         raise ValueError(f"file {Path(path).name} is empty")
-    return structure_from_cif(text)
+    with warnings_naming(path):
+        return structure_from_cif(text)
+
+
+@contextmanager
+def warnings_naming(path: Path):
+    """Re-issue the warnings raised inside (pymatgen's CIF parser warns without saying which
+    file it read) with ``path`` in front, once per distinct message."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for message in dict.fromkeys((w.category, " ".join(str(w.message).split())) for w in caught):
+        warnings.warn(f"{path}: {message[1]}", message[0], stacklevel=3)

@@ -1,0 +1,107 @@
+"""What a new user meets first (issue 18): ``zoo.load_model`` in Python, ``zoo predict`` on
+standard output, ``zoo train --register``, warnings that say which file they are about."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from ase.build import bulk as ase_bulk
+from pymatgen.io.ase import AseAtomsAdaptor
+
+import zoo
+from tests.conftest import rocksalt, run_zoo
+from zoo.config import load_config
+from zoo.training import train
+
+SLIGHTLY_OFF_CIF = """data_x
+_cell_length_a 3.61
+_cell_length_b 3.61
+_cell_length_c 3.61
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+_symmetry_space_group_name_H-M 'P 1'
+loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Cu1 Cu 0.0 0.0 0.0
+Cu2 Cu 0.5 0.5 0.0
+Cu3 Cu 0.5 0.0 0.5
+Cu4 Cu 0.0 0.5 0.49999999
+"""
+"""fcc copper written as P 1; pymatgen warns about the missing symmetry operations."""
+
+
+@pytest.fixture
+def bundle(isolated, demo):
+    config = load_config(None, {"epochs": 2, "targets": ["shear", "bulk"], "model": "cgcnn-mt"})
+    return train(config, dataset=demo, track=False, progress=False).bundle_path
+
+
+def test_load_model_predicts_a_structure_atoms_paths_and_lists(bundle, isolated):
+    model = zoo.load_model(bundle)
+    assert model.targets == ["shear", "bulk"] and model.version is None
+    copper = ase_bulk("Cu", "fcc", a=3.61)
+    one = model.predict(copper)
+    assert isinstance(one, dict) and one["error"] == ""
+    same = model.predict(AseAtomsAdaptor.get_structure(copper))
+    assert one["shear_gpa"] == pytest.approx(same["shear_gpa"]) and one["bulk_gpa"] > 0
+    assert one["shear_log10"] == pytest.approx(np.log10(one["shear_gpa"]))
+
+    (isolated / "cu.cif").write_text(SLIGHTLY_OFF_CIF)
+    molecule = ase_bulk("Cu", "fcc", a=3.61)
+    molecule.pbc = False
+    table = model.predict([rocksalt(), "cu.cif", "missing.cif", molecule])
+    assert list(table["id"]) == ["0", "cu.cif", "missing.cif", "3"]
+    assert table.loc[1, "shear_gpa"] == pytest.approx(one["shear_gpa"], rel=1e-4)
+    assert "not a structure" in table.loc[2, "error"] and np.isnan(table.loc[2, "shear_gpa"])
+    assert "not periodic" in table.loc[3, "error"]
+    folder = model.predict(isolated)  # a folder: every structure file in it
+    assert list(folder["id"]) == ["cu"]
+
+    info = model.info()
+    assert info["models"] == ["cgcnn-mt"] and info["targets"] == ["shear", "bulk"]
+    assert info["graph_settings"]["radius"] == model.graph_settings.radius
+    assert re.match(r"\d+\.\d+", zoo.__version__)
+
+
+@pytest.mark.slow
+def test_zoo_predict_writes_a_table_on_stdout_with_six_digits(bundle, isolated):
+    (isolated / "cu.cif").write_text(SLIGHTLY_OFF_CIF)
+    done = run_zoo("predict", "--model", str(bundle), "--input", "cu.cif", cwd=isolated)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(io.StringIO(done.stdout))
+    assert list(table.columns) == ["id", "shear_gpa", "shear_log10", "bulk_gpa", "bulk_log10",
+                                   "error"]  # fmt: skip
+    for value in done.stdout.splitlines()[1].split(",")[1:5]:
+        assert len(value.replace(".", "").replace("-", "").lstrip("0")) <= 6
+    assert f"model: {bundle}" in done.stderr
+    assert "warning: cu.cif: " in done.stderr or f"warning: {isolated / 'cu.cif'}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_zoo_train_register_applies_the_champion_rule(isolated):
+    import mlflow
+
+    first = run_zoo("train", "--epochs", "3", "--register", "demo-shear", cwd=isolated)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "demo-shear version 1, champion" in first.stdout
+    assert "Successfully registered" not in first.stdout + first.stderr
+    worse = run_zoo("train", "--epochs", "1", "--register", "demo-shear", cwd=isolated)
+    assert "demo-shear version 2, not champion" in worse.stdout
+    mlflow.set_tracking_uri(f"sqlite:///{isolated / 'mlruns' / 'mlflow.db'}")
+    model = zoo.load_model("models:/demo-shear@champion")
+    assert model.version == "1"
+    served = mlflow.pyfunc.load_model("models:/demo-shear@champion")
+    answer = served.predict(pd.DataFrame({"structure": [rocksalt().to(fmt="cif")]}))
+    assert answer.loc[0, "shear_gpa"] == pytest.approx(
+        model.predict(rocksalt())["shear_gpa"], rel=1e-6
+    )

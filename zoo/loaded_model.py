@@ -1,0 +1,154 @@
+"""``zoo.load_model``: a trained model (or ensemble) ready to predict, from any spec.
+
+::
+
+    import zoo
+    model = zoo.load_model("models:/cgcnn-shear@champion")   # or a *.zoo.pt path, runs:/...
+    model.predict(structure)          # a dict for one pymatgen Structure or ASE Atoms
+    model.predict([s1, s2, "x.cif"])  # a DataFrame, one row per input
+    model.predict("structures/")      # a DataFrame, one row per entry of a file or folder
+    model.targets, model.graph_settings, model.info()
+
+Every row has each target in GPa (``shear_gpa``) and log10 GPa (``shear_log10``) and
+``error``, the one-line reason when a structure could not be predicted (then the numbers are
+NaN); an ensemble adds its spread columns. ``zoo predict`` and the registry's pyfunc model
+predict through this same object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from zoo import names
+from zoo.resolve import predictor_for, registry_version, resolve_model
+
+
+class LoadedModel:
+    """A bundle or ensemble with its predictor (see the module docstring).
+
+    Attributes:
+        source: the spec it was loaded from.
+        version: the registry version it resolved to (``models:/`` specs), else None.
+        targets: the moduli it predicts.
+        graph_settings: how it builds graphs (of the first member, for an ensemble).
+        columns: the columns of every table :meth:`predict` returns.
+    """
+
+    def __init__(self, loaded, source: str, version: str | None = None, **options):
+        self.loaded, self.source, self.version = loaded, source, version
+        self.predictor = predictor_for(loaded, **options)
+        self.targets = list(self.predictor.targets)
+        self.graph_settings = self.predictor.graph_settings
+        self.columns = list(self.predictor.columns)
+
+    def predict(self, x, *, progress: bool = False):
+        """Moduli for ``x``: a Structure or Atoms (a dict), a path of a structure file, folder or
+        data set, or a list of any of these (a DataFrame, one row per structure in order)."""
+        if _is_structure(x):
+            return self.predict([x]).iloc[0].to_dict()
+        if isinstance(x, str | Path):
+            return self.predict_path(x, progress=progress)
+        ids, structures, unread = [], [], {}
+        for number, item in enumerate(x):
+            entry = str(item) if isinstance(item, str | Path) else str(number)
+            ids.append(entry)
+            try:
+                structures.append(_as_structure(item))
+            except Exception as error:  # any unreadable item is its row's error
+                unread[entry] = _one_line(error)
+                structures.append(None)
+        return self._with_unread(ids, structures, unread, progress)
+
+    def predict_path(self, path, *, strict: bool = False, progress: bool = False):
+        """Every entry of a structure file, folder or data set (targets ignored)."""
+        from zoo.readers import read_dataset
+
+        dataset = read_dataset(path, skip_bad=not strict, with_targets=False)
+        table = self.predict_structures(
+            dataset.ids, dataset.structures, skip_bad=not strict, progress=progress
+        )
+        unread = pd.DataFrame(
+            {names.ID: [e for e, _ in dataset.skipped.items],
+             names.ERROR: [r for _, r in dataset.skipped.items]}
+        )  # fmt: skip
+        return pd.concat([table, unread], ignore_index=True)[self.columns]
+
+    def predict_structures(self, ids, structures, *, skip_bad=True, progress=False):
+        """The predictor's table for structures already read (one row each, in order)."""
+        return self.predictor.predict(ids, structures, skip_bad=skip_bad, progress=progress)
+
+    def _with_unread(self, ids, structures, unread: dict, progress: bool) -> pd.DataFrame:
+        readable = [i for i, s in enumerate(structures) if s is not None]
+        table = self.predict_structures(
+            [ids[i] for i in readable], [structures[i] for i in readable], progress=progress
+        ).set_index(names.ID)
+        failed = pd.DataFrame({names.ERROR: list(unread.values())}, index=list(unread))
+        return (
+            pd.concat([table, failed])
+            .reindex(ids)
+            .rename_axis(names.ID)
+            .reset_index()[self.columns]
+        )
+
+    def info(self) -> dict:
+        """What the model is: source, registry version, variant(s), targets, graph settings,
+        training data and metrics, package versions (members' for an ensemble)."""
+        from zoo.ensemble import Ensemble
+
+        members = self.loaded.members if isinstance(self.loaded, Ensemble) else [self.loaded]
+        first = members[0]
+        config = first.train_config or {}
+        return {
+            "source": self.source,
+            "registry_version": self.version,
+            "kind": "ensemble" if len(members) > 1 else "model",
+            "models": sorted({m.model_name for m in members}),
+            "members": len(members),
+            "targets": self.targets,
+            "graph_settings": self.graph_settings.model_dump(),
+            "train_data": (config.get("data") or {}).get("path"),
+            "metrics": first.metrics if len(members) == 1 else None,
+            "calibration": getattr(self.loaded, "calibration", None),
+            "versions": first.versions,
+        }
+
+    def __repr__(self) -> str:
+        version = f" (version {self.version})" if self.version else ""
+        return f"LoadedModel({self.source}{version}: {', '.join(self.targets)})"
+
+
+def load_model(spec: str | Path, **options) -> LoadedModel:
+    """A :class:`LoadedModel` from a bundle or ensemble path, ``models:/NAME@ALIAS``,
+    ``models:/NAME/VERSION`` or ``runs:/RUN_ID/PATH``. ``options``: ``batch_size``,
+    ``workers``."""
+    text = str(spec)
+    return LoadedModel(resolve_model(text), text, registry_version(text), **options)
+
+
+def _is_structure(value) -> bool:
+    from ase import Atoms
+    from pymatgen.core import Structure
+
+    return isinstance(value, Structure | Atoms)
+
+
+def _as_structure(value):
+    """A pymatgen Structure from a Structure, an ASE Atoms or a structure file path."""
+    from ase import Atoms
+    from pymatgen.core import Structure
+
+    from zoo.readers.structure_file import atoms_to_structure, read_structure_file
+
+    if isinstance(value, Structure):
+        return value
+    if isinstance(value, Atoms):
+        return atoms_to_structure(value)
+    if isinstance(value, str | Path) and Path(value).is_file():
+        return read_structure_file(Path(value))
+    raise ValueError(f"not a structure, an ASE Atoms or a structure file: {str(value)[:80]!r}")
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
