@@ -98,14 +98,21 @@ def bcc_conventional(a: float = 2.87, species: str = "Fe") -> Structure:
     return Structure(Lattice.cubic(a), [species, species], [[0, 0, 0], [0.5, 0.5, 0.5]])
 
 
-def run_zoo(*args: str, cwd, failpoint: str | None = None) -> subprocess.CompletedProcess:
-    """``zoo ARGS`` in a fresh process in ``cwd``; ``failpoint`` sets ``$ZOO_FAILPOINT``."""
-    env = {**os.environ, "DGLBACKEND": "pytorch"}
+def zoo_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "zoo.cli", *args]
+
+
+def run_zoo(
+    *args: str, cwd, failpoint: str | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """``zoo ARGS`` in a fresh process in ``cwd``; ``failpoint`` sets ``$ZOO_FAILPOINT``,
+    ``env`` adds variables."""
+    env = {**os.environ, "DGLBACKEND": "pytorch", **(env or {})}
     env.pop("ZOO_FAILPOINT", None)
     if failpoint:
         env["ZOO_FAILPOINT"] = failpoint
     return subprocess.run(
-        [sys.executable, "-m", "zoo.cli", *args],
+        zoo_command(*args),
         cwd=cwd,
         env=env,
         capture_output=True,

@@ -28,7 +28,7 @@ STAGES = [
     ["zoo.tracking", "zoo.run_folder", "zoo.plots", "zoo.compare", "zoo.resolve",
      "zoo.predictor", "zoo.ensemble", "zoo.loaded_model", "zoo.training", "zoo.serving",
      "zoo.pyfunc_model",
-     "zoo.ui_guard", "zoo.calibration"],
+     "zoo.ui_guard", "zoo.calibration", "zoo.runs_table"],
     # 5: tuning and benchmarks over the training function
     ["zoo.tuning", "zoo.benchmark", "zoo.benchmark_report", "zoo.benchmark_tuning"],
     # 6: the command line

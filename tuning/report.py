@@ -14,6 +14,8 @@ from optuna.trial import TrialState
 from zoo import names
 
 PLOTS = ("optimization_history", "param_importances", "parallel_coordinate")
+OBJECTIVE_LABEL = "validation MAE (log10 GPa)"
+"""What a trial's value is, as the plots' axes name it."""
 
 
 def trials_table(study: optuna.Study):
@@ -27,36 +29,41 @@ def trials_table(study: optuna.Study):
 
 
 def write_plots(study: optuna.Study, folder: Path) -> list[Path]:
-    """Optuna's plots of ``study`` into ``folder``; a plot that needs more finished trials than
+    """Optuna's plots of ``study`` into ``folder``: HTML that works offline (plotly.js is inside
+    the file) and PNG; the objective is named with its unit. Optuna's matplotlib style sheet
+    stays inside these figures (``rc_context``). A plot that needs more finished trials than
     the study has (importances need two complete trials with varied parameters) is left out."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import optuna.visualization as interactive
-    import optuna.visualization.matplotlib as static
-
     written = []
     if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
         (folder / "plots.txt").write_text("no plots: the study has no complete trial yet\n")
         return written
     for name in PLOTS:
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), matplotlib.rc_context():
                 warnings.simplefilter("ignore")
-                figure = getattr(interactive, f"plot_{name}")(study)
-                figure.write_html(folder / f"{name}.html", include_plotlyjs="cdn")
-                written.append(folder / f"{name}.html")
-                axes = getattr(static, f"plot_{name}")(study)
-                fig = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
-                fig.set_size_inches(9, 5)
-                fig.tight_layout()
-                fig.savefig(folder / f"{name}.png", dpi=110)
-                plt.close(fig)
-                written.append(folder / f"{name}.png")
+                written += _draw(study, name, folder)
         except (ValueError, RuntimeError, ZeroDivisionError) as error:
             (folder / f"{name}.txt").write_text(f"not drawn: {error}\n")
     return written
+
+
+def _draw(study: optuna.Study, name: str, folder: Path) -> list[Path]:
+    import matplotlib.pyplot as plt
+    import optuna.visualization as interactive
+    import optuna.visualization.matplotlib as static
+
+    figure = getattr(interactive, f"plot_{name}")(study, target_name=OBJECTIVE_LABEL)
+    figure.write_html(folder / f"{name}.html", include_plotlyjs=True)
+    axes = getattr(static, f"plot_{name}")(study, target_name=OBJECTIVE_LABEL)
+    fig = axes.figure if hasattr(axes, "figure") else axes.flat[0].figure
+    fig.set_size_inches(9, 5)
+    fig.tight_layout()
+    fig.savefig(folder / f"{name}.png", dpi=110)
+    plt.close(fig)
+    return [folder / f"{name}.html", folder / f"{name}.png"]
 
 
 def summarise(spec, study: optuna.Study, parent_run_id: str, log=print) -> None:

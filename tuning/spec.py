@@ -30,6 +30,10 @@ class StudySpec:
     overrides: dict = field(default_factory=dict)
     output_dir: str = "runs/tune"
     worker: int = 0
+    heartbeat: float = 60.0  # seconds between an RDB worker's heartbeats (3 missed: taken back)
+    progress: bool = (
+        True  # a progress bar over trials (off in --jobs children: their parent has it)
+    )
 
     @property
     def study_name(self) -> str:

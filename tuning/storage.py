@@ -30,7 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from zoo.processes import owner_is_gone
 
 HEARTBEAT_SECONDS = 60
-GRACE_SECONDS = 180
+GRACE_FACTOR = 3
 OWNER_ATTR = "zoo.owner"
 RESUME_ATTR = "zoo.resume_of"
 OUTPUT_ATTR = "zoo.output_dir"
@@ -43,8 +43,9 @@ def default_storage_url(study_name: str) -> str:
     return f"sqlite:///{folder / (study_name + '.db')}"
 
 
-def open_storage(url: str | None, study_name: str):
-    """An Optuna storage for ``url`` (see the module docstring)."""
+def open_storage(url: str | None, study_name: str, heartbeat: float = HEARTBEAT_SECONDS):
+    """An Optuna storage for ``url`` (see the module docstring); RDB storages send a heartbeat
+    every ``heartbeat`` seconds and a trial silent for three heartbeats is taken back."""
     url = url or default_storage_url(study_name)
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -62,8 +63,8 @@ def open_storage(url: str | None, study_name: str):
         return optuna.storages.RDBStorage(
             at,
             engine_kwargs=engine_kwargs,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=GRACE_SECONDS,
+            heartbeat_interval=max(1, round(heartbeat)),
+            grace_period=max(2, round(GRACE_FACTOR * heartbeat)),
             heartbeat_stale_trial_callback=requeue,
         )
 
@@ -72,7 +73,24 @@ def open_storage(url: str | None, study_name: str):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if sqlite_path(url) is not None:  # created whole or not at all
             create_sqlite_once(sqlite_path(url), lambda at: storage(at).engine.dispose())
-        return storage(url)
+        return _first_of_racing_workers(lambda: storage(url))
+
+
+def _first_of_racing_workers(make, attempts: int = 6):
+    """``make()``, retried when it fails because another machine's worker was creating the
+    same tables at that moment (a database server has no file lock to wait on)."""
+    import random
+    import time
+
+    from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+    for attempt in range(attempts):
+        try:
+            return make()
+        except (IntegrityError, ProgrammingError, OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 + random.random())
 
 
 def requeue(study: optuna.Study, trial: FrozenTrial) -> None:

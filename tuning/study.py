@@ -76,7 +76,7 @@ def open_study(spec: StudySpec) -> tuple[SearchSpace, optuna.Study]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=spec.study_name,
-        storage=open_storage(spec.storage, spec.study_name),
+        storage=open_storage(spec.storage, spec.study_name, spec.heartbeat),
         direction="minimize",
         pruner=make_pruner(spec.pruner, epochs),
         load_if_exists=True,
@@ -101,6 +101,7 @@ class Objective:
     def __init__(self, spec: StudySpec, space: SearchSpace, dataset, parent_run_id: str | None):
         self.spec, self.space, self.dataset = spec, space, dataset
         self.parent_run_id = parent_run_id
+        self.status = lambda text: None  # shows the live trial's epoch (the progress bar)
 
     def __call__(self, trial: optuna.Trial) -> float:
         from zoo.training import StopTraining, train
@@ -119,6 +120,7 @@ class Objective:
         def report(epoch: int, row: dict) -> None:
             score = row[names.score("val")]
             seen["best"] = min(seen["best"], score)
+            self.status(f"trial {trial.number}: epoch {epoch}/{config.epochs}, val {score:.4f}")
             trial.report(score, epoch)
             if trial.should_prune():
                 raise StopTraining(f"pruned by Optuna at epoch {epoch}")
@@ -215,6 +217,8 @@ def work(
         dataset = read_config_dataset(spec.trial_config({}))  # once per worker, shared by trials
     objective = Objective(spec, space, dataset, parent)
     failures = 0
+    bar = trials_bar(spec, study)
+    objective.status = bar.set_postfix_str
     while committed_trials(study) < spec.trials and failures < MAX_FAILURES:
         if deadline is not None and time.time() >= deadline:
             log("timeout reached")
@@ -228,12 +232,33 @@ def work(
             gc_after_trial=True,
         )
         failures = failures + 1 if ran[-1].state == TrialState.FAIL else 0
-        log(_trial_line(study, ran[-1], spec.trials))
+        bar.update(min(finished_trials(study), spec.trials) - bar.n)
+        line = _trial_line(study, ran[-1], spec.trials)
+        if bar.disable:
+            log(line)
+        else:
+            bar.write(line)
+    bar.close()
     if failures >= MAX_FAILURES:
         raise RuntimeError(
             f"{MAX_FAILURES} trials in a row failed; see the failed runs in MLflow "
             f"(experiment {spec.experiment}) for the error"
         )
+
+
+def trials_bar(spec: StudySpec, study: optuna.Study, disable: bool | None = None):
+    """A progress bar over the study's finished trials (the live trial's epoch after it);
+    worker processes of ``--jobs`` leave it to their parent (:func:`_run_workers`)."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=spec.trials,
+        initial=min(finished_trials(study), spec.trials),
+        desc=f"study {spec.study_name}",
+        unit="trial",
+        disable=not spec.progress if disable is None else disable,
+        dynamic_ncols=True,
+    )
 
 
 def _trial_line(study: optuna.Study, trial, target: int) -> str:
@@ -305,7 +330,7 @@ def run_study(spec: StudySpec, log=print, dataset=None) -> optuna.Study:
     deadline = time.time() + spec.timeout if spec.timeout else None
     try:
         if spec.jobs > 1:
-            _run_workers(spec, deadline)
+            _run_workers(spec, study, deadline)
         else:
             work(spec, deadline, log, opened=(space, study), dataset=dataset)
     finally:
@@ -329,7 +354,7 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_workers(spec: StudySpec, deadline: float | None) -> None:
+def _run_workers(spec: StudySpec, study: optuna.Study, deadline: float | None) -> None:
     """``jobs`` processes, each running trials against the shared storage, ``threads`` torch
     threads each (default: the cores divided among them)."""
     threads = spec.threads or max(1, (os.cpu_count() or 1) // spec.jobs)
@@ -339,7 +364,14 @@ def _run_workers(spec: StudySpec, deadline: float | None) -> None:
             target=_worker,
             args=(
                 StudySpec(
-                    **{**spec.__dict__, "jobs": 1, "threads": threads, "final": False, "worker": i}
+                    **{
+                        **spec.__dict__,
+                        "jobs": 1,
+                        "threads": threads,
+                        "final": False,
+                        "worker": i,
+                        "progress": False,
+                    }  # fmt: skip
                 ),
                 deadline,
             ),
@@ -349,8 +381,12 @@ def _run_workers(spec: StudySpec, deadline: float | None) -> None:
     ]
     for process in processes:
         process.start()
+    bar = trials_bar(spec, study, disable=not spec.progress)
     try:
         with _terminate_as_interrupt():
+            while any(p.is_alive() for p in processes):
+                time.sleep(2)
+                bar.update(min(finished_trials(study), spec.trials) - bar.n)
             for process in processes:
                 process.join()
     except KeyboardInterrupt:
@@ -360,6 +396,8 @@ def _run_workers(spec: StudySpec, deadline: float | None) -> None:
         for process in processes:
             process.join()
         raise
+    finally:
+        bar.close()
     bad = [p.name for p in processes if p.exitcode not in (0, None)]
     if bad:
         raise RuntimeError(f"tuning workers {bad} failed; see their output above")

@@ -58,15 +58,24 @@ def parity_plot(predictions: pd.DataFrame, target: str, path: Path, title: str =
     return path
 
 
-def learning_curve(history: list[dict], targets: list[str], path: Path) -> Path:
+def learning_curve(
+    history: list[dict], targets: list[str], path: Path, kept_epoch: int | None = None
+) -> Path:
     """Training loss and validation MAE (log10 GPa) per epoch (no validation curve for a
-    train+val refit)."""
+    train+val refit); integer epochs; the kept epoch marked on both panels."""
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [row["epoch"] for row in history]
     fig, (loss_ax, mae_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    for ax in (loss_ax, mae_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if kept_epoch:
+            ax.axvline(kept_epoch, color="k", ls=":", lw=1, label=f"kept epoch {kept_epoch}")
     loss_ax.plot(epochs, [row["train_loss"] for row in history], label="train loss")
     loss_ax.set_yscale("log")
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylabel("loss (normalised targets)")
+    loss_ax.legend(fontsize=8)
     for target in targets:
         mae_ax.plot(
             epochs,

@@ -21,10 +21,16 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
+def host_name() -> str:
+    """This machine's name in owner tokens: ``$ZOO_HOST``, else the host name (set ``ZOO_HOST``
+    where several machines or containers share one host name)."""
+    return os.environ.get("ZOO_HOST") or socket.gethostname()
+
+
 def owner_token() -> str:
     """``host:pid:start`` of this process."""
     pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+    return f"{host_name()}:{pid}:{_start_time(pid)}"
 
 
 def owner_is_gone(token: str | None) -> bool:
@@ -34,6 +40,6 @@ def owner_is_gone(token: str | None) -> bool:
     if not token or token.count(":") < 2:
         return False
     host, pid, start = token.rsplit(":", 2)
-    if host != socket.gethostname():
+    if host != host_name():
         return False
     return _start_time(int(pid)) != start

@@ -165,6 +165,11 @@ PARENT_TAG = "mlflow.parentRunId"
 """The tag that nests a run under its parent in MLflow (a trial under its study)."""
 OWNER_TAG = "zoo.owner"
 OUTPUT_TAG = "zoo.output_dir"
+FOLDER_ID_TAG = "zoo.folder_id"
+"""A run folder's identity, made once with its record (a path can be reused after a delete)."""
+RUN_NAME_TAG = "mlflow.runName"
+DESCRIPTION_TAG = "mlflow.note.content"
+"""MLflow shows this tag as the run's description."""
 
 
 def close_orphaned_runs(experiment_id: str) -> list[str]:
@@ -245,10 +250,10 @@ class RunLogger:
 
         from zoo.processes import owner_token
 
-        run_id = run_id or self._find_run()
+        run_id = run_id or self._find_run(tags.get(FOLDER_ID_TAG))
         tags = {**tags, OUTPUT_TAG: self.output_dir, OWNER_TAG: owner_token()}
         if run_id is None:
-            name = Path(self.output_dir).name
+            name = tags.get(RUN_NAME_TAG, Path(self.output_dir).name)
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             run_id = run_id.info.run_id
         else:
@@ -263,11 +268,18 @@ class RunLogger:
             self.client.log_artifact(run_id, str(path))
         return run_id
 
-    def _find_run(self) -> str | None:
-        found = self.client.search_runs(
-            [self.experiment_id], f"tags.`{OUTPUT_TAG}` = '{self.output_dir}'", max_results=1
-        )
+    def _find_run(self, folder_id: str | None) -> str | None:
+        """The run of this folder: same path and, when given, the same folder id (so a new
+        folder made where a deleted one was never adopts the old folder's run)."""
+        query = f"tags.`{OUTPUT_TAG}` = '{self.output_dir}'"
+        if folder_id:
+            query += f" and tags.`{FOLDER_ID_TAG}` = '{folder_id}'"
+        found = self.client.search_runs([self.experiment_id], query, max_results=1)
         return found[0].info.run_id if found else None
+
+    def describe(self, text: str) -> None:
+        """The run's description (the note MLflow shows on the run page)."""
+        self.client.set_tag(self.run_id, DESCRIPTION_TAG, text)
 
     def log_epoch(self, row: dict, prefix: str) -> None:
         self._log_metrics({f"{prefix}{k}": v for k, v in row.items() if k != "epoch"}, row["epoch"])
@@ -337,6 +349,9 @@ class NoRunLogger:
 
     def fill_epochs(self, history, prefix):
         return 0
+
+    def describe(self, text):
+        pass
 
     def log_final(self, metrics, artifacts, model_artifacts):
         pass

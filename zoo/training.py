@@ -20,6 +20,7 @@ import json
 import math
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -72,7 +73,14 @@ from zoo.splits import (
     split_from_assignment,
     write_assignment,
 )
-from zoo.tracking import PARENT_TAG, NoRunLogger, RunLogger
+from zoo.tracking import (
+    DESCRIPTION_TAG,
+    FOLDER_ID_TAG,
+    PARENT_TAG,
+    RUN_NAME_TAG,
+    NoRunLogger,
+    RunLogger,
+)
 from zoo.transforms import TargetTransform
 
 SKIPPED_FILE = "skipped.csv"
@@ -486,7 +494,12 @@ def train(
     if record.get("status") == FINISHED:
         log(f"{output_dir} finished earlier; its results are returned as they are")
         return TrainResult.from_folder(output_dir)
-    write_record(output_dir, RUNNING, run_id=record.get("run_id"))
+    record = write_record(
+        output_dir,
+        RUNNING,
+        run_id=record.get("run_id"),
+        folder_id=record.get("folder_id") or uuid.uuid4().hex[:16],
+    )
     logger = RunLogger(config.experiment, output_dir) if track else NoRunLogger()
     run_tags = {**(tags or {})}
     if mlflow_parent_run_id:
@@ -561,6 +574,9 @@ def _run(run: _RunContext, checkpoint, record: dict, dataset, tags: dict) -> Tra
             "zoo.model": config.model,
             "zoo.targets": ",".join(config.targets),
             "zoo.data": data.source,
+            FOLDER_ID_TAG: record["folder_id"],
+            RUN_NAME_TAG: run_label(config, data.source),
+            DESCRIPTION_TAG: run_description(config, data),
             **tags,
         },
         [output_dir / CONFIG_FILE],
@@ -573,6 +589,50 @@ def _run(run: _RunContext, checkpoint, record: dict, dataset, tags: dict) -> Tra
     _train_epochs(run, data, session)
     _stop_if_requested(run.stop)
     return _finish(run, data, session)
+
+
+def run_label(config: TrainConfig, source: str) -> str:
+    """The MLflow run name: what was trained on what, e.g. ``cgcnn shear · binaries_2025 ·
+    seed 0`` (after the given run name, if any)."""
+    data = Path(source).name.split(":")[0].removesuffix(".gz").removesuffix(".json") or "?"
+    label = f"{config.model} {'+'.join(config.targets)} · {data} · seed {config.seed}"
+    return f"{config.run_name} · {label}" if config.run_name else label
+
+
+def run_description(config: TrainConfig, data: PreparedData) -> str:
+    sizes = data.split.sizes()
+    return (
+        f"{config.model} trained on {', '.join(config.targets)} from {data.source} "
+        f"({sizes['train']} train / {sizes['val']} validation / {sizes['test']} test entries), "
+        f"seed {config.seed}, {config.epochs} epochs, batch {config.batch_size}, "
+        f"{config.optim.name} lr {config.optim.lr:g}."
+    )
+
+
+def headline_scores(config: TrainConfig, metrics: dict) -> dict[str, float]:
+    """``val_mae_log10`` and ``test_mae_log10`` of the kept model: the per-target MAEs
+    combined by ``config.target_score`` (the rule that picked the kept epoch)."""
+    scores = {}
+    for split in SPLITS:
+        key = names.split_metric
+        maes = [metrics.get(key(split, t, "mae", "log10"), np.nan) for t in config.targets]
+        if np.isfinite(maes).all():
+            scores[names.score(split)] = target_score(maes, config.target_score)
+    return scores
+
+
+def _outcome(config: TrainConfig, metrics: dict) -> str:
+    """The end of the run description: kept epoch and headline MAEs per target."""
+    parts = [f"Kept epoch {metrics[names.BEST_EPOCH]} of {metrics[names.EPOCHS_RUN]}."]
+    for split in ("val", "test"):
+        per_target = [
+            f"{t} {metrics[names.split_metric(split, t, 'mae', 'log10')]:.4f}"
+            for t in config.targets
+            if np.isfinite(metrics.get(names.split_metric(split, t, "mae", "log10"), np.nan))
+        ]
+        if per_target:
+            parts.append(f"{split} MAE (log10 GPa): {', '.join(per_target)}.")
+    return " ".join(parts)
 
 
 def _run_params(config: TrainConfig, session: _Session, data: PreparedData) -> dict:
@@ -723,11 +783,14 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
             frame[names.pred_gpa(target)] = 10.0 ** pred[:, column]
         frames.append(frame)
     predictions = pd.concat(frames, ignore_index=True)
+    metrics.update(headline_scores(config, metrics))
     failpoint("final-evaluated")
     with atomic_write(output_dir / PREDICTIONS_FILE) as partial:
         predictions.to_csv(partial, index=False)
     _write_history(output_dir, session.history)
-    pictures = _pictures(config, session.history, predictions, metrics, output_dir)
+    pictures = _pictures(
+        config, session.history, predictions, metrics, output_dir, session.best["epoch"]
+    )
     write_text(output_dir / METRICS_FILE, json.dumps(metrics, indent=2))
     bundle = bundle_from_model(
         model,
@@ -744,6 +807,7 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
     if (output_dir / SKIPPED_FILE).exists():
         files.append(output_dir / SKIPPED_FILE)
     logger.log_final(metrics, files, [bundle_path])
+    logger.describe(f"{run_description(config, data)} {_outcome(config, metrics)}")
     failpoint("final-logged")
     return TrainResult(
         output_dir,
@@ -757,16 +821,21 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
     )
 
 
-def _pictures(config, history, predictions, metrics, output_dir) -> list[Path]:
-    pictures = [plots.learning_curve(history, config.targets, output_dir / "learning_curve.png")]
+def _pictures(config, history, predictions, metrics, output_dir, kept_epoch) -> list[Path]:
+    """Learning curve (kept epoch marked) and one parity plot per target, titled with the MAE
+    of the last split the run has (test; validation for a tuning trial, which has none)."""
+    curve = output_dir / "learning_curve.png"
+    pictures = [plots.learning_curve(history, config.targets, curve, kept_epoch)]
     for target in config.targets:
-        test_mae = metrics.get(names.split_metric("test", target, "mae", "gpa"), float("nan"))
+        split = next(
+            s
+            for s in ("test", "val", "train")
+            if np.isfinite(metrics.get(names.split_metric(s, target, "mae", "gpa"), np.nan))
+        )
+        mae = metrics[names.split_metric(split, target, "mae", "gpa")]
+        what = {"test": "test", "val": "validation (no test split)", "train": "training"}[split]
+        title = f"{config.model}: {target} modulus ({what} MAE {mae:.1f} GPa)"
         pictures.append(
-            plots.parity_plot(
-                predictions,
-                target,
-                output_dir / f"parity_{target}.png",
-                title=f"{config.model}: {target} modulus (test MAE {test_mae:.1f} GPa)",
-            )
+            plots.parity_plot(predictions, target, output_dir / f"parity_{target}.png", title)
         )
     return pictures

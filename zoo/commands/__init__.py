@@ -10,9 +10,10 @@ from zoo.commands import (
     import_cgcnn,
     models,
     predict,
+    runs,
     train,
     tune,
     ui,
 )
 
-COMMANDS = (train, predict, tune, benchmark, ensemble, compare, models, import_cgcnn, ui)
+COMMANDS = (train, predict, tune, benchmark, ensemble, runs, compare, models, import_cgcnn, ui)

@@ -28,6 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study")
     parser.add_argument("--threads", type=int, help="torch threads per worker")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=60.0,
+        help="seconds between a worker's heartbeats in a database storage; a trial whose "
+        "worker missed three is taken back by another worker (default 60)",
+    )
     parser.add_argument("--epochs", type=int, help="epochs per trial (overrides the space)")
     add_set_flag(parser, "fix any config key for every trial (dotted)")
     parser.add_argument("--output-dir", default="runs/tune", help="where trial run folders go")
@@ -45,7 +52,7 @@ def run(args) -> int:
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     same = ("model", "trials", "data", "split", "study", "storage", "space", "pruner", "timeout",
-            "jobs", "threads", "seed", "final", "output_dir")  # fmt: skip
+            "jobs", "threads", "seed", "final", "output_dir", "heartbeat")  # fmt: skip
     spec = StudySpec(
         **{name: getattr(args, name) for name in same},
         targets=[t.strip() for t in args.target.split(",")],

@@ -1,0 +1,116 @@
+"""Real servers for the tests that need them, started on 127.0.0.1 in a temporary folder and
+stopped afterwards: a PostgreSQL cluster (Debian's ``postgresql`` package, an unprivileged
+cluster made with ``initdb``; as root the cluster runs as the ``postgres`` user) and an MLflow
+tracking server backed by it."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def postgres_bin() -> Path | None:
+    """The folder of ``initdb`` and ``pg_ctl``: on PATH, else Debian's versioned folder."""
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).resolve().parent
+    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(versions[-1]).parent if versions else None
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: run as ``postgres`` then."""
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *command]
+    return command
+
+
+@contextmanager
+def postgres_cluster():
+    """Yields a SQLAlchemy URL base ``postgresql://zoo@127.0.0.1:PORT``; databases are made
+    with :func:`create_database`. The cluster lives in its own temporary folder (one the
+    ``postgres`` user can enter, when run as root) and is stopped and removed afterwards."""
+    import tempfile
+
+    binaries = postgres_bin()
+    if binaries is None:
+        raise FileNotFoundError("initdb not found (install Debian's postgresql package)")
+    folder = Path(tempfile.mkdtemp(prefix="zoo-postgres-"))
+    data = folder / "data"
+    if os.geteuid() == 0:
+        shutil.chown(folder, "postgres", "postgres")
+    run = lambda *cmd: subprocess.run(_as_server_user([str(c) for c in cmd]), check=True,  # noqa: E731
+                                      capture_output=True, text=True)  # fmt: skip
+    run(binaries / "initdb", "-D", data, "-U", "zoo", "--auth=trust", "-E", "UTF8")
+    port = free_port()
+    options = f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}"
+    run(binaries / "pg_ctl", "-D", data, "-o", options, "-l", folder / "server.log", "-w", "start")
+    try:
+        yield f"postgresql://zoo@127.0.0.1:{port}"
+    finally:
+        run(binaries / "pg_ctl", "-D", data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def create_database(base_url: str, name: str) -> str:
+    """A new database on the cluster; returns its URL."""
+    import psycopg
+
+    with psycopg.connect(f"{base_url}/postgres", autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"{base_url}/{name}"
+
+
+def _set(args: list[str], flag: str, value: str) -> list[str]:
+    args = list(args)
+    args[args.index(flag) + 1] = value
+    return args
+
+
+@contextmanager
+def mlflow_server(command: list[str], artifacts: Path, seconds: float = 90):
+    """``command`` (``mlflow server ...``, as the README writes it) with its artifact folder,
+    host and port made ``artifacts``, 127.0.0.1 and a free port; yields its URL once
+    ``/health`` answers."""
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    command = _set(_set(command, "--artifacts-destination", str(artifacts)), "--host", "127.0.0.1")
+    command = _set(command, "--port", str(port))
+    log = open(artifacts.parent / "mlflow-server.log", "w")  # noqa: SIM115 (open while it runs)
+    server = subprocess.Popen(
+        [str(bin_dir / "mlflow"), *command[1:]],
+        stdout=subprocess.DEVNULL, stderr=log,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"},
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + seconds
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise RuntimeError(f"mlflow server did not answer at {url}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(server.pid, 15)
+        server.wait(timeout=30)
+        log.close()
