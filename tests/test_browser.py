@@ -5,6 +5,7 @@ pages are kept in the test's folder."""
 from __future__ import annotations
 
 import math
+import re
 import shutil
 
 import pytest
@@ -98,3 +99,38 @@ def test_trial_runs_with_metrics_and_the_champion_alias_are_visible(ui, browser,
     body = wait_for_text(browser, ["cgcnn-shear", "champion"])
     browser.save_screenshot(str(isolated / "model.png"))
     assert "Version 1" in body or "v1" in body
+
+
+def test_a_run_page_shows_its_name_description_and_headline_metrics(ui, browser, isolated):
+    from mlflow import MlflowClient
+
+    from zoo import tracking
+
+    client = MlflowClient(tracking.tracking_uri())
+    experiment = client.get_experiment_by_name("tune-cgcnn-shear")
+    (final,) = client.search_runs([experiment.experiment_id], "tags.`zoo.kind` = 'final'")
+    browser.get(f"{ui}/#/experiments/{experiment.experiment_id}/runs/{final.info.run_id}")
+    value = final.data.metrics["test_mae_log10"]
+    body = wait_for_text(browser, ["cgcnn shear", "Kept epoch", "test_mae_log10"])
+    browser.save_screenshot(str(isolated / "run.png"))
+    assert final.info.run_name.startswith("final-trial-") and " · seed 0" in final.info.run_name
+    assert final.info.run_name in body
+    assert f"{value:.4f}"[:5] in body  # the headline number, as MLflow rounds it
+
+
+def test_the_study_plots_render_offline(ui, browser, isolated):
+    """Optuna's HTML plots carry plotly.js inside the file: they draw from a file:// URL with
+    no network (no script is loaded from elsewhere), and name the objective with its unit."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    (page,) = (isolated / "mlruns").rglob("study/optimization_history.html")
+    html = page.read_text()
+    assert not re.search(r"<script[^>]*\ssrc=", html)  # every script is inside the file
+    assert len(html) > 1_000_000  # plotly.js itself
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg.main-svg"))
+    labels = " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, "text"))
+    browser.save_screenshot(str(isolated / "optimization_history.png"))
+    assert "validation MAE (log10 GPa)" in labels
+    assert browser.execute_script("return typeof window.Plotly") == "object"

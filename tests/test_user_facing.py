@@ -105,3 +105,54 @@ def test_zoo_train_register_applies_the_champion_rule(isolated):
     assert answer.loc[0, "shear_gpa"] == pytest.approx(
         model.predict(rocksalt())["shear_gpa"], rel=1e-6
     )
+
+
+@pytest.mark.slow
+def test_zoo_dashboard_serves_a_zoo_study(isolated):
+    import subprocess
+    import time
+    import urllib.request
+
+    from tests.conftest import zoo_command
+    from tests.servers import free_port
+
+    assert run_zoo("tune", "--trials", "2", "--epochs", "2", cwd=isolated).returncode == 0
+    missing = run_zoo("dashboard", "--study", "nope", cwd=isolated)
+    assert missing.returncode == 2 and "no study 'nope' here" in missing.stderr
+    port = free_port()
+    server = subprocess.Popen(
+        zoo_command("dashboard", "--study", "cgcnn-shear", "--port", str(port)), cwd=isolated,
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies") as answer:
+                    studies = answer.read().decode()
+                break
+            except OSError:
+                assert time.time() < deadline and server.poll() is None
+                time.sleep(0.5)
+        assert '"study_name": "cgcnn-shear"' in studies
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_optuna_plots_keep_their_style_to_themselves(isolated):
+    """Optuna's matplotlib plots switch to the ggplot style sheet; before the fix every later
+    figure of the process (the refit's parity plots) came out grey."""
+    import matplotlib
+    import optuna
+
+    from zoo.tuning.report import write_plots
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    study.optimize(lambda t: (t.suggest_float("x", -1, 1) - 0.2) ** 2 + 0.05, n_trials=6)
+    before = dict(matplotlib.rcParams)
+    written = write_plots(study, isolated)
+    assert {p.name for p in written} >= {"optimization_history.png", "optimization_history.html"}
+    assert matplotlib.rcParams["axes.facecolor"] == before["axes.facecolor"] == "white"
+    assert "validation MAE (log10 GPa)" in (isolated / "optimization_history.html").read_text()

@@ -11,17 +11,23 @@ METRICS = ("mae", "rmse", "r2", "max_error")
 
 def regression_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """MAE, RMSE, R^2 and max absolute error of 1-D arrays; NaN entries of ``true`` ignored."""
+    from sklearn.metrics import (
+        max_error,
+        mean_absolute_error,
+        r2_score,
+        root_mean_squared_error,
+    )
+
     mask = np.isfinite(true)
     true, pred = true[mask], pred[mask]
     if len(true) == 0:
         return {name: float("nan") for name in METRICS}
-    error = pred - true
-    total = np.sum((true - true.mean()) ** 2)
+    constant = np.all(true == true[0])  # R² is undefined (scikit-learn would say 0 or 1)
     return {
-        "mae": float(np.mean(np.abs(error))),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "r2": float(1.0 - np.sum(error**2) / total) if total > 0 else float("nan"),
-        "max_error": float(np.max(np.abs(error))),
+        "mae": float(mean_absolute_error(true, pred)),
+        "rmse": float(root_mean_squared_error(true, pred)),
+        "r2": float("nan") if constant else float(r2_score(true, pred)),
+        "max_error": float(max_error(true, pred)),
     }
 
 

@@ -6,6 +6,7 @@ A new command is a new module here, added to :data:`COMMANDS`. Heavy imports sta
 from zoo.commands import (
     benchmark,
     compare,
+    dashboard,
     ensemble,
     import_cgcnn,
     models,
@@ -16,4 +17,5 @@ from zoo.commands import (
     ui,
 )
 
-COMMANDS = (train, predict, tune, benchmark, ensemble, runs, compare, models, import_cgcnn, ui)
+COMMANDS = (train, predict, tune, benchmark, ensemble, runs, compare, models, import_cgcnn, ui,
+            dashboard)  # fmt: skip
