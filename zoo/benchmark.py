@@ -69,7 +69,22 @@ class BenchmarkSpec(BaseModel):
 
     def identity(self) -> dict:
         """What must match for a rerun to continue this benchmark (not where it is written)."""
-        return self.model_dump(exclude={"output_dir", "name", "folds", "leaderboard", "threads"})
+        return normalised(
+            self.model_dump(exclude={"output_dir", "name", "folds", "leaderboard", "threads"})
+        )
+
+
+def normalised(identity: dict) -> dict:
+    """A spec identity with its paths absolute and without thread counts (neither changes
+    what is computed)."""
+    identity = dict(identity)
+    identity["data"] = [str(Path(p).resolve()) for p in identity.get("data", [])]
+    if identity.get("config"):
+        identity["config"] = str(Path(identity["config"]).resolve())
+    identity["overrides"] = {
+        k: v for k, v in identity.get("overrides", {}).items() if k != "threads"
+    }
+    return identity
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,8 @@ def open_folder(spec: BenchmarkSpec) -> Path:
     record = {"spec": spec.identity(), "config": _plain_config(spec)}
     if saved.exists():
         earlier = yaml.safe_load(saved.read_text())
+        earlier["spec"] = normalised(earlier.get("spec", {}))
+        earlier.get("config", {}).pop("threads", None)
         if earlier != record:
             changed = sorted(
                 key
