@@ -166,6 +166,16 @@ def test_an_ensemble_predicts_the_members_mean_and_spread(tiny, isolated):
         assert np.allclose(predicted["bulk_std_log10"], spread)
         assert np.allclose(predicted["bulk_gpa_high"], 10 ** (predicted["bulk_log10"] + spread))
 
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{isolated / 'mlruns' / 'mlflow.db'}")
+    served = mlflow.pyfunc.load_model("models:/tiny-ens@champion")
+    cif = pd.DataFrame({"structure": [structures[0].to(fmt="cif")]})
+    answer = served.predict(cif)
+    assert answer.loc[0, "shear_std_log10"] == pytest.approx(
+        members[:, 0, 0].std(ddof=1) * ensemble.scale["shear"], rel=1e-4
+    )
+
     shear_only = zoo("train", "--data", tiny[0], "--epochs", "1", "--no-track", cwd=isolated)
     assert shear_only.returncode == 0
     run = next((isolated / "runs").glob("cgcnn-shear-*"))

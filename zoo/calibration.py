@@ -10,8 +10,8 @@ it, and every inner-validation entry too. Measured on the test folds:
 - a calibration curve: expected against observed coverage of central intervals.
 
 If the raw spread's ±1σ coverage on the *validation* entries is off by more than
-:data:`TOLERANCE`, a scale ``s`` (``s² = mean((error / σ)²)`` over the validation entries) is
-fitted there, on validation data only, and the test figures are given for both.
+:data:`TOLERANCE`, a scale ``s`` is fitted there, on validation data only (:func:`fit_scale`),
+and the test figures are given for both.
 """
 
 from __future__ import annotations
@@ -74,8 +74,11 @@ def coverage(frame: pd.DataFrame, scale: float, sigmas: float) -> float:
 
 
 def fit_scale(validation: pd.DataFrame) -> float:
-    """``s`` with ``mean((error / (s σ))²) = 1`` on the validation entries."""
-    return float(np.sqrt(np.mean(_z(validation, 1.0) ** 2)))
+    """``s`` such that 68.3% of the validation entries lie within ±``s σ``: the 68.3% quantile
+    of ``|error| / σ``. A quantile, not ``sqrt(mean((error / σ)²))``: ensemble errors are
+    heavy-tailed (a few entries far off with a small spread), and the root mean square, driven
+    by them, made every interval far too wide (±1σ covered 89-92% of test entries)."""
+    return float(np.quantile(_z(validation, 1.0), NORMAL_1SIGMA))
 
 
 def calibrate_target(validation: pd.DataFrame, test: pd.DataFrame) -> dict:
@@ -139,7 +142,10 @@ def calibration_plot(test: pd.DataFrame, scales: dict, path: Path) -> Path:
     ax.set_xlabel("expected coverage of the central interval (normal errors)")
     ax.set_ylabel("observed fraction of test entries inside")
     models = int(test["models"].min())
-    ax.set_title(f"ensemble spread ({models} seeds), {len(test)} out-of-fold predictions")
+    entries = test.groupby("target").size().min()
+    ax.set_title(
+        f"spread of {models}-seed ensembles\n{entries} out-of-fold test entries per target"
+    )
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     _save(fig, path)
