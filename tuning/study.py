@@ -219,9 +219,11 @@ def work(
     failures = 0
     bar = trials_bar(spec, study)
     objective.status = bar.set_postfix_str
-    while committed_trials(study) < spec.trials and failures < MAX_FAILURES:
+    while failures < MAX_FAILURES:
         if deadline is not None and time.time() >= deadline:
             log("timeout reached")
+            break
+        if committed_trials(study) >= spec.trials and not _others_left_work(study, spec):
             break
         ran: list = []
         study.optimize(
@@ -244,6 +246,22 @@ def work(
             f"{MAX_FAILURES} trials in a row failed; see the failed runs in MLflow "
             f"(experiment {spec.experiment}) for the error"
         )
+
+
+def _others_left_work(study: optuna.Study, spec: StudySpec) -> bool:
+    """The study holds its trials, but some are still running in other workers: wait one
+    heartbeat and look again. True as soon as a trial is free to run (a killed worker's trial,
+    taken back through its stopped heartbeat or, on this host, its gone owner, and queued to
+    continue); False when every trial has finished. A worker that finished its own trials so
+    stays to take over one that another machine's worker can no longer finish."""
+    while committed_trials(study) >= spec.trials:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if finished_trials(study) >= spec.trials or not running:
+            return False
+        time.sleep(max(1.0, spec.heartbeat))
+        optuna.storages.fail_stale_trials(study)  # the heartbeat: requeues through its callback
+        take_back_interrupted(study)
+    return True
 
 
 def trials_bar(spec: StudySpec, study: optuna.Study, disable: bool | None = None):
