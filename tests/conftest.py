@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,9 +41,9 @@ def zoo_ui(isolated):
     servers = []
 
     def start(seconds: float) -> str:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
+        from tests.servers import free_port
+
+        port = free_port()
         server = subprocess.Popen(
             [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)],
             cwd=isolated,

@@ -50,16 +50,10 @@ class LoadedModel:
             return self.predict([x]).iloc[0].to_dict()
         if isinstance(x, str | Path):
             return self.predict_path(x, progress=progress)
-        ids, structures, unread = [], [], {}
-        for number, item in enumerate(x):
-            entry = str(item) if isinstance(item, str | Path) else str(number)
-            ids.append(entry)
-            try:
-                structures.append(_as_structure(item))
-            except Exception as error:  # any unreadable item is its row's error
-                unread[entry] = _one_line(error)
-                structures.append(None)
-        return self._with_unread(ids, structures, unread, progress)
+        items = list(x)
+        ids = [str(v) if isinstance(v, str | Path) else str(n) for n, v in enumerate(items)]
+        loaders = [lambda v=item: _as_structure(v) for item in items]
+        return self.predict_entries(ids, loaders, progress=progress)
 
     def predict_path(self, path, *, strict: bool = False, progress: bool = False):
         """Every entry of a structure file, folder or data set (targets ignored)."""
@@ -79,18 +73,22 @@ class LoadedModel:
         """The predictor's table for structures already read (one row each, in order)."""
         return self.predictor.predict(ids, structures, skip_bad=skip_bad, progress=progress)
 
-    def _with_unread(self, ids, structures, unread: dict, progress: bool) -> pd.DataFrame:
-        readable = [i for i, s in enumerate(structures) if s is not None]
-        table = self.predict_structures(
-            [ids[i] for i in readable], [structures[i] for i in readable], progress=progress
-        ).set_index(names.ID)
-        failed = pd.DataFrame({names.ERROR: list(unread.values())}, index=list(unread))
-        return (
-            pd.concat([table, failed])
-            .reindex(ids)
-            .rename_axis(names.ID)
-            .reset_index()[self.columns]
+    def predict_entries(self, ids: list[str], loaders: list, *, progress=False) -> pd.DataFrame:
+        """One row per id, in order. ``loaders[i]()`` reads entry i's structure; a failure
+        there or in the structure checks is that row's one-line reason (and NaN); the others
+        are predicted. What the Python API and the served model both use."""
+        from zoo.dataset import DatasetBuilder
+
+        builder = DatasetBuilder("model input", [], skip_bad=True)
+        for entry, load in zip(ids, loaders, strict=True):
+            builder.add(entry, load, {})
+        predicted = self.predict_structures(builder.ids, builder.structures, progress=progress)
+        unread = pd.DataFrame(
+            {names.ERROR: [reason for _, reason in builder.skipped.items]},
+            index=pd.Index([entry for entry, _ in builder.skipped.items], name=names.ID),
         )
+        joined = pd.concat([predicted.set_index(names.ID), unread]).reindex(ids)
+        return joined.rename_axis(names.ID).reset_index()[self.columns]
 
     def info(self) -> dict:
         """What the model is: source, registry version, variant(s), targets, graph settings,
@@ -148,7 +146,3 @@ def _as_structure(value):
     if isinstance(value, str | Path) and Path(value).is_file():
         return read_structure_file(Path(value))
     raise ValueError(f"not a structure, an ASE Atoms or a structure file: {str(value)[:80]!r}")
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split()) or type(error).__name__

@@ -82,9 +82,8 @@ def predict_table(
     """Predictions for a table of structures (see the module docstring), in input order, by a
     :class:`~zoo.loaded_model.LoadedModel` (or a bundle or ensemble, for one call).
     ``max_structures``: more rows are refused; ``max_atoms``: a larger structure is its row's
-    error (a served model sets
-    both, :data:`MAX_STRUCTURES_PER_CALL`, :data:`MAX_ATOMS_PER_STRUCTURE`)."""
-    from zoo.dataset import DatasetBuilder
+    error (a served model sets both, :data:`MAX_STRUCTURES_PER_CALL`,
+    :data:`MAX_ATOMS_PER_STRUCTURE`)."""
     from zoo.loaded_model import LoadedModel
 
     if not isinstance(model, LoadedModel):
@@ -103,18 +102,11 @@ def predict_table(
     )
     if len(set(ids)) != len(ids):
         raise ValueError("the 'id' column has repeated values")
-    builder = DatasetBuilder("model input", [], skip_bad=True)
-    for entry, value in zip(ids, table["structure"], strict=True):
-        builder.add(
-            entry, lambda v=value: _bounded(structure_from_input(v, allow_paths), max_atoms), {}
-        )
-    predicted = model.predict_structures(builder.ids, builder.structures).set_index(names.ID)
-    unread = pd.DataFrame(
-        {names.ERROR: [reason for _, reason in builder.skipped.items]},
-        index=pd.Index([entry for entry, _ in builder.skipped.items], name=names.ID),
-    )
-    joined = pd.concat([predicted, unread]).reindex(ids)
-    return joined.reset_index()[model.columns]
+    loaders = [
+        lambda v=value: _bounded(structure_from_input(v, allow_paths), max_atoms)
+        for value in table["structure"]
+    ]
+    return model.predict_entries(ids, loaders)
 
 
 def _bounded(structure: Structure, max_atoms: int | None) -> Structure:
