@@ -19,7 +19,7 @@ STAGES = [
     ["zoo._backend", "zoo.errors", "zoo.files", "zoo.faults", "zoo.keys", "zoo.names",
      "zoo.processes", "zoo.versions", "zoo.elements"],
     # 1: structures: reading, checking, splitting, target transforms
-    ["zoo.dataset", "zoo.readers", "zoo.splits", "zoo.transforms", "zoo.protocol"],
+    ["zoo.dataset", "zoo.readers", "zoo.splits", "zoo.transforms", "zoo.protocol", "zoo.domain"],
     # 2: structure -> graph -> batch
     ["zoo.graphs"],
     # 3: models, losses, metrics, what a model is saved as, the config that builds it
@@ -28,9 +28,11 @@ STAGES = [
     ["zoo.tracking", "zoo.run_folder", "zoo.plots", "zoo.compare", "zoo.resolve",
      "zoo.predictor", "zoo.ensemble", "zoo.loaded_model", "zoo.training", "zoo.serving",
      "zoo.pyfunc_model",
-     "zoo.ui_guard", "zoo.calibration", "zoo.runs_table"],
+     "zoo.ui_guard", "zoo.calibration", "zoo.runs_table", "zoo.pretrained", "zoo.derived",
+     "zoo.screen_chunk", "zoo.screen_output", "zoo.screen_plots"],
     # 5: tuning and benchmarks over the training function
-    ["zoo.tuning", "zoo.benchmark", "zoo.benchmark_report", "zoo.benchmark_tuning"],
+    ["zoo.tuning", "zoo.benchmark", "zoo.benchmark_report", "zoo.benchmark_tuning",
+     "zoo.screening", "zoo.data_card"],
     # 6: the command line
     ["zoo.commands", "zoo.cli"],
 ]  # fmt: skip

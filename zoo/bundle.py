@@ -2,10 +2,11 @@
 
 A bundle holds the variant name and its resolved config, the weights, the graph settings, the
 target transform (targets, log10 normaliser, units), the element feature table, the training
-config it came from (if any) and package versions. It is written with ``torch.save`` holding only
-tensors and plain Python values, and read with ``torch.load(weights_only=True)``; loading is
-strict: unknown or missing fields, a different format version, an invalid config or a weight that
-does not fit are all errors.
+config it came from (if any), its training domain (:mod:`zoo.domain`: elements and ranges of the
+crystals it was trained on; None for bundles written before format 2) and package versions.
+It is written with ``torch.save`` holding only tensors and plain Python values, and read with
+``torch.load(weights_only=True)``; loading is strict: unknown or missing fields, a format this
+version does not read, an invalid config or a weight that does not fit are all errors.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from zoo.models import create_model, get_model_entry, resolve_config
 from zoo.transforms import TargetTransform
 from zoo.versions import package_versions
 
-BUNDLE_FORMAT = 1
+BUNDLE_FORMAT = 2
+READABLE_FORMATS = (1, 2)
+"""Format 2 added ``training_domain``; a format 1 file reads with ``training_domain = None``."""
 BUNDLE_SUFFIX = ".zoo.pt"
 _FIELDS = {
     "format",
@@ -35,6 +38,7 @@ _FIELDS = {
     "element_table_source",
     "train_config",
     "metrics",
+    "training_domain",
     "versions",
 }
 
@@ -52,6 +56,7 @@ class ModelBundle:
     train_config: dict | None = None
     metrics: dict | None = None
     versions: dict = field(default_factory=package_versions)
+    training_domain: dict | None = None
 
     def build_model(self) -> torch.nn.Module:
         """The model with the bundle's weights, in eval mode (strict weight loading)."""
@@ -86,6 +91,7 @@ class ModelBundle:
             "element_table_source": self.element_table.source,
             "train_config": self.train_config,
             "metrics": self.metrics,
+            "training_domain": self.training_domain,
             "versions": dict(self.versions),
         }
 
@@ -98,6 +104,7 @@ def bundle_from_model(
     element_table: ElementTable,
     train_config: dict | None = None,
     metrics: dict | None = None,
+    training_domain: dict | None = None,
 ) -> ModelBundle:
     return ModelBundle(
         model_name=model_name,
@@ -108,6 +115,7 @@ def bundle_from_model(
         element_table=element_table,
         train_config=train_config,
         metrics=metrics,
+        training_domain=training_domain,
     )
 
 
@@ -133,11 +141,15 @@ def read_payload(path: Path) -> object:
 def bundle_from_payload(payload: object, path) -> ModelBundle:
     """A bundle from :meth:`ModelBundle.to_payload`'s dict, checked strictly; ``path`` names
     where it came from in errors."""
+    if isinstance(payload, dict) and payload.get("format") == 1:
+        payload = {**payload, "format": BUNDLE_FORMAT, "training_domain": None}
     if not isinstance(payload, dict) or set(payload) != _FIELDS:
         found = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path}: bundle fields {found} differ from {sorted(_FIELDS)}")
     if payload["format"] != BUNDLE_FORMAT:
-        raise ValueError(f"{path}: bundle format {payload['format']}, expected {BUNDLE_FORMAT}")
+        raise ValueError(
+            f"{path}: bundle format {payload['format']}, this zoo reads {list(READABLE_FORMATS)}"
+        )
     get_model_entry(payload["model_name"])
     config = resolve_config(payload["model_name"], payload["model_config"]).model_dump()
     bundle = ModelBundle(
@@ -153,6 +165,7 @@ def bundle_from_payload(payload: object, path) -> ModelBundle:
         train_config=payload["train_config"],
         metrics=payload["metrics"],
         versions=payload["versions"],
+        training_domain=payload["training_domain"],
     )
     bundle.build_model()  # fails here, naming the file's problem, if weights do not fit
     return bundle

@@ -17,6 +17,7 @@ the model's registration). The points, in the order a run reaches them:
 ``pyfunc-logged``     ``zoo tune --final``: the refit's pyfunc model is logged, its run reopened
 ``refit-registered``  ``zoo tune --final``: the refit is registered, the alias not yet moved
 ``fold-finished``     ``zoo benchmark``: a fold model is finished, the next not yet started
+``chunk-committed``   ``zoo screen``: a chunk's table is committed, the next not yet written
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
-"""A model spec -> its model file (a bundle or an ensemble): a file path, a registry URI
-(``models:/NAME@ALIAS``, ``models:/NAME/VERSION``) or a run URI (``runs:/RUN_ID/PATH``), looked
-up in the zoo's tracking store (:func:`zoo.tracking.tracking_uri`)."""
+"""A model spec -> its model file (a bundle or an ensemble): a file path, the name of a shipped
+pretrained model (:mod:`zoo.pretrained`), a registry URI (``models:/NAME@ALIAS``,
+``models:/NAME/VERSION``) or a run URI (``runs:/RUN_ID/PATH``), looked up in the zoo's tracking
+store (:func:`zoo.tracking.tracking_uri`)."""
 
 from __future__ import annotations
 
@@ -23,14 +24,28 @@ def predictor_for(loaded, **options):
 
 
 def resolve_model(model: str | Path):
-    """A :class:`~zoo.bundle.ModelBundle` or :class:`~zoo.ensemble.Ensemble` from a file path,
-    a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` registry URI, or a
-    ``runs:/RUN_ID[/PATH]`` run URI (tracking store: :func:`zoo.tracking.tracking_uri`). A URI
-    the store cannot resolve is a one-line error that says what the registry holds; nothing is
-    created on the way."""
+    """A :class:`~zoo.bundle.ModelBundle` or :class:`~zoo.ensemble.Ensemble` from any spec
+    :func:`model_file` takes."""
+    return load_model_file(model_file(model))
+
+
+def model_file(model: str | Path) -> Path:
+    """The local model file of a spec: a file path, a pretrained name, a ``models:/NAME@ALIAS``
+    or ``models:/NAME/VERSION`` registry URI, or a ``runs:/RUN_ID[/PATH]`` run URI (downloaded;
+    tracking store: :func:`zoo.tracking.tracking_uri`). A URI the store cannot resolve is a
+    one-line error that says what the registry holds; nothing is created on the way."""
+    from zoo import pretrained
+
     text = str(model)
+    if pretrained.is_pretrained(text):
+        return pretrained.model_path(text)
     if not text.startswith(MODEL_URI_PREFIXES):
-        return load_model_file(text)
+        if not Path(text).is_file():
+            shipped = ", ".join(pretrained.names()) or "none"
+            raise FileNotFoundError(
+                f"{text}: no such model file, registry URI or pretrained name (shipped: {shipped})"
+            )
+        return Path(text)
     import mlflow
     from mlflow.exceptions import MlflowException
 
@@ -54,7 +69,7 @@ def resolve_model(model: str | Path):
         raise ValueError(
             f"{text}: expected one model bundle (*{BUNDLE_SUFFIX}), found {len(found)}{detail}"
         )
-    return load_model_file(found[0])
+    return found[0]
 
 
 def registry_version(uri: str) -> str | None:

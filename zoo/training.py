@@ -37,6 +37,7 @@ from zoo.bundle import BUNDLE_SUFFIX, bundle_from_model
 from zoo.compare import PREDICTIONS_FILE
 from zoo.config import TrainConfig, flatten
 from zoo.dataset import Dataset
+from zoo.domain import training_domain
 from zoo.elements import generate_element_table, read_element_table
 from zoo.errors import SkipReport
 from zoo.faults import failpoint
@@ -800,6 +801,7 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
         data.element_table,
         train_config=config.model_dump(mode="json"),
         metrics=metrics,
+        training_domain=training_domain(*data.store.atoms_and_volumes(data.split.train)),
     )
     bundle_path = bundle.save(output_dir / f"model{BUNDLE_SUFFIX}")
     files = [*pictures, output_dir / PREDICTIONS_FILE, output_dir / HISTORY_FILE]

@@ -11,11 +11,13 @@ from zoo.commands import (
     import_cgcnn,
     models,
     predict,
+    pretrained,
     runs,
+    screen,
     train,
     tune,
     ui,
 )
 
-COMMANDS = (train, predict, tune, benchmark, ensemble, runs, compare, models, import_cgcnn, ui,
-            dashboard)  # fmt: skip
+COMMANDS = (train, predict, screen, tune, benchmark, ensemble, pretrained, runs, compare, models,
+            import_cgcnn, ui, dashboard)  # fmt: skip

@@ -70,6 +70,15 @@ class GraphStore:
             return torch.zeros(len(self), dtype=torch.int64)
         return self.angle_offsets[1:] - self.angle_offsets[:-1]
 
+    def atoms_and_volumes(self, indices) -> tuple[list[np.ndarray], np.ndarray]:
+        """Atomic numbers (int64 ``(N_i,)`` each) and cell volumes (Å³, float64 ``(k,)``) of the
+        crystals at ``indices`` (what :func:`zoo.domain.training_domain` reads)."""
+        offsets = self.node_offsets.numpy()
+        numbers = self.atomic_numbers.numpy()
+        indices = np.asarray(indices, dtype=np.int64)
+        atoms = [numbers[offsets[i] : offsets[i + 1]] for i in indices]
+        return atoms, self.volume.numpy()[indices]
+
     def subset(self, indices) -> GraphStore:
         """A store with the crystals at ``indices`` (in that order)."""
         indices = torch.as_tensor(np.asarray(indices, dtype=np.int64))

@@ -4,6 +4,7 @@ present, else the row id."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from zoo.readers.registry import Entry, ReadOptions, input_format, is_file_named
@@ -30,6 +31,11 @@ def _open(path: Path, options: ReadOptions):
                 pairs = row.key_value_pairs
                 values = {t: pairs.get(key) for t, key in target_keys.items()}
                 entry = str(pairs.get("id", row.id))
-                yield Entry(entry, lambda r=row: atoms_to_structure(r.toatoms()), values)
+                yield Entry(entry, partial(_row_structure, row), values)
 
     return list(target_keys), entries()
+
+
+def _row_structure(row):
+    """A database row's structure (module level, so that entries can go to worker processes)."""
+    return atoms_to_structure(row.toatoms())

@@ -8,6 +8,7 @@ elastic training data).
 from __future__ import annotations
 
 import csv
+from functools import partial
 from pathlib import Path
 
 from pymatgen.core import Structure
@@ -41,7 +42,7 @@ def _open(folder: Path, options: ReadOptions):
                         value = 10.0 ** float(raw)
                     except ValueError:
                         value = raw
-                yield Entry(entry, lambda p=folder / f"{entry}.cif": read_cif(p), {target: value})
+                yield Entry(entry, partial(read_cif, folder / f"{entry}.cif"), {target: value})
 
     return [target], entries()
 

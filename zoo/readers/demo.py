@@ -12,6 +12,7 @@ fresh machine with no download.
 from __future__ import annotations
 
 import warnings
+from functools import partial
 
 from zoo.dataset import Dataset
 from zoo.readers.registry import Entry, ReadOptions, input_format, read_dataset
@@ -49,7 +50,7 @@ def _open(path, options: ReadOptions):
     from zoo.readers.structure_file import atoms_to_structure
 
     entries = (
-        Entry(symbol, lambda a=atoms: atoms_to_structure(a), {"shear": shear, "bulk": bulk})
+        Entry(symbol, partial(atoms_to_structure, atoms), {"shear": shear, "bulk": bulk})
         for symbol, atoms, shear, bulk in _demo_entries()
     )
     return ["shear", "bulk"], entries

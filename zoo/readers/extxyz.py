@@ -4,6 +4,7 @@ is the ``id`` info key if present, else the frame number."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from zoo.readers.registry import Entry, ReadOptions, input_format, is_file_named
@@ -30,7 +31,7 @@ def _open(path: Path, options: ReadOptions):
             for frame, atoms in enumerate(ase.io.iread(path, index=":", format="extxyz")):
                 values = {t: atoms.info.get(key) for t, key in target_keys.items()}
                 entry = str(atoms.info.get("id", frame))
-                yield Entry(entry, lambda a=atoms: atoms_to_structure(a), values)
+                yield Entry(entry, partial(atoms_to_structure, atoms), values)
         except Exception as error:  # a broken frame ends the file: say where
             reason = f"cannot read as extended XYZ after frame {frame} ({error})"
             yield Entry(f"{path.name}:frame-{frame + 1}", None, {}, reason)

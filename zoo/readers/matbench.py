@@ -9,6 +9,7 @@ the modulus in GPa.
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 from pymatgen.core import Structure
@@ -63,7 +64,7 @@ def _open(path: Path, options: ReadOptions):
     entries = (
         Entry(
             f"mb-{stem}-{int(row) + 1:05d}",
-            lambda s=structure: Structure.from_dict(s),
+            partial(Structure.from_dict, structure),
             {target: None if log_value is None else _exp10(log_value)},
         )
         for row, (structure, log_value) in zip(payload["index"], payload["data"], strict=True)

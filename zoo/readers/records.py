@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from functools import partial
 from pathlib import Path
 
 from pymatgen.core import Structure
@@ -36,7 +37,7 @@ def record_entry(row: int, record, id_key: str, target_keys: dict[str, str], str
         return Entry(entry, None, {}, f"record has no {structure_key!r} value")
     return Entry(
         entry,
-        lambda v=record[structure_key]: structure_from_value(v),
+        partial(structure_from_value, record[structure_key]),
         {t: record.get(key) for t, key in target_keys.items()},
     )
 

@@ -7,6 +7,7 @@ CIFs are read through pymatgen (as the original CGCNN, with the type-symbol chec
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from pymatgen.core import Structure
@@ -55,4 +56,4 @@ def entry_id(path: Path) -> str:
     options=(),
 )
 def _open(path: Path, options: ReadOptions):
-    return [], iter([Entry(entry_id(path), lambda: read_structure_file(path))])
+    return [], iter([Entry(entry_id(path), partial(read_structure_file, path))])

@@ -4,6 +4,7 @@ name for POSCAR/CONTCAR files)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from zoo.readers.registry import Entry, ReadOptions, input_format
@@ -26,5 +27,5 @@ def _open(folder: Path, options: ReadOptions):
     files = structure_files(folder)
     if not files:
         raise ValueError(f"{folder}: no structure files (CIF, POSCAR, extxyz...) found")
-    entries = (Entry(entry_id(p), lambda p=p: read_structure_file(p)) for p in files)
+    entries = (Entry(entry_id(p), partial(read_structure_file, p)) for p in files)
     return [], entries

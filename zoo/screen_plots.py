@@ -1,0 +1,95 @@
+"""The summary plots of a screen (PNG, each readable on its own): distributions of G and K,
+G against K with Pugh's line, the ensemble spread against the predicted value, flagged
+fractions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from zoo.derived import PUGH_DUCTILE_ABOVE
+from zoo.plots import _save, plt
+
+
+def summary_plots(table: pd.DataFrame, out: Path) -> dict[str, Path]:
+    """Every plot the table allows; returns kind -> file."""
+    made = {}
+    if "shear_gpa" in table or "bulk_gpa" in table:
+        made["distributions"] = distributions(table, out / "moduli-distributions.png")
+    if {"shear_gpa", "bulk_gpa"} <= set(table):
+        made["shear_vs_bulk"] = shear_vs_bulk(table, out / "shear-vs-bulk.png")
+    if any(f"{t}_std_log10" in table for t in ("shear", "bulk")):
+        made["uncertainty"] = uncertainty(table, out / "uncertainty.png")
+    made["flags"] = flags(table, out / "flagged.png")
+    return made
+
+
+def distributions(table: pd.DataFrame, path: Path) -> Path:
+    targets = [t for t in ("shear", "bulk") if f"{t}_gpa" in table]
+    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 4), squeeze=False)
+    for ax, target in zip(axes[0], targets, strict=True):
+        values = table[f"{target}_gpa"].dropna()
+        bins = np.logspace(np.log10(max(values.min(), 0.1)), np.log10(values.max()), 50)
+        ax.hist(values, bins=bins, color="#4c72b0")
+        ax.set_xscale("log")
+        symbol = "G" if target == "shear" else "K"
+        ax.set_xlabel(f"predicted {target} modulus {symbol}_VRH (GPa)")
+        ax.set_ylabel("structures")
+        ax.set_title(f"{target}: {len(values)} structures, median {values.median():.1f} GPa")
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def shear_vs_bulk(table: pd.DataFrame, path: Path) -> Path:
+    g, k = table["shear_gpa"].to_numpy(), table["bulk_gpa"].to_numpy()
+    keep = np.isfinite(g) & np.isfinite(k) & (g > 0) & (k > 0)
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.hexbin(k[keep], g[keep], xscale="log", yscale="log", gridsize=60, bins="log", cmap="viridis")
+    line = np.logspace(np.log10(k[keep].min()), np.log10(k[keep].max()), 10)
+    ax.plot(line, line / PUGH_DUCTILE_ABOVE, "r--", label=f"K/G = {PUGH_DUCTILE_ABOVE} (Pugh)")
+    ductile = float(np.mean(k[keep] / g[keep] > PUGH_DUCTILE_ABOVE))
+    ax.set_xlabel("predicted bulk modulus K_VRH (GPa)")
+    ax.set_ylabel("predicted shear modulus G_VRH (GPa)")
+    ax.set_title(f"{keep.sum()} structures; {100 * ductile:.0f}% below the line (ductile)")
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def uncertainty(table: pd.DataFrame, path: Path) -> Path:
+    targets = [t for t in ("shear", "bulk") if f"{t}_std_log10" in table]
+    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 4), squeeze=False)
+    for ax, target in zip(axes[0], targets, strict=True):
+        x, y = table[f"{target}_log10"].to_numpy(), table[f"{target}_std_log10"].to_numpy()
+        keep = np.isfinite(x) & np.isfinite(y)
+        ax.hexbin(x[keep], y[keep], gridsize=50, bins="log", cmap="viridis")
+        ax.set_xlabel(f"predicted log10 {target} modulus (log10 GPa)")
+        ax.set_ylabel("ensemble spread σ (log10 GPa)")
+        ax.set_title(f"{target}: median σ {np.median(y[keep]):.3f} log10 GPa")
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def flags(table: pd.DataFrame, path: Path) -> Path:
+    names = [c for c in table if c.startswith("flag_")]
+    fractions = []
+    for name in names:
+        column = table[name]
+        if name == "flag_unseen_elements":
+            fractions.append(float((column.fillna("").astype(str).str.len() > 0).mean()))
+        else:
+            fractions.append(float(column.fillna(False).astype(bool).mean()))
+    fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
+    ax.barh([n.removeprefix("flag_").replace("_", " ") for n in names], fractions, color="#dd8452")
+    ax.set_xlabel("fraction of predicted structures")
+    anyflag = float(table["flagged"].mean()) if "flagged" in table and len(table) else 0.0
+    ax.set_title(f"applicability flags ({100 * anyflag:.1f}% have at least one)")
+    ax.set_xlim(0, max(max(fractions, default=0) * 1.2, 0.05))
+    fig.tight_layout()
+    _save(fig, path)
+    return path
