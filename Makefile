@@ -17,6 +17,7 @@ install: $(BIN)/zoo
 
 demo: install
 	$(BIN)/zoo train --model cgcnn --epochs 30
+	$(BIN)/zoo screen --model zoo-elastic-mp2024 -o runs/demo-screen
 
 test: install
 	$(BIN)/python -m pytest -q

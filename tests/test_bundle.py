@@ -77,3 +77,17 @@ def test_loading_is_strict(tmp_path, bundle):
     (tmp_path / "junk.pt").write_bytes(b"not a bundle")
     with pytest.raises(ValueError, match="junk.pt"):
         load_bundle(tmp_path / "junk.pt")
+
+
+def test_a_format_1_bundle_reads_without_a_training_domain(tmp_path, bundle):
+    """Bundles written before format 2 (no ``training_domain``) still load, with None; a
+    format 2 file without the field is refused like any missing field."""
+    payload = bundle.to_payload()
+    assert payload["format"] == 2
+    old = {k: v for k, v in payload.items() if k != "training_domain"} | {"format": 1}
+    torch.save(old, tmp_path / "old.zoo.pt")
+    loaded = load_bundle(tmp_path / "old.zoo.pt")
+    assert loaded.training_domain is None and loaded.model_name == bundle.model_name
+    torch.save({**old, "format": 2}, tmp_path / "missing.zoo.pt")
+    with pytest.raises(ValueError, match="bundle fields"):
+        load_bundle(tmp_path / "missing.zoo.pt")

@@ -4,6 +4,7 @@
 
     import zoo
     model = zoo.load_model("models:/cgcnn-shear@champion")   # or a *.zoo.pt path, runs:/...
+    model = zoo.load_model("zoo-elastic-mp2024")             # a shipped pretrained model
     model.predict(structure)          # a dict for one pymatgen Structure or ASE Atoms
     model.predict([s1, s2, "x.cif"])  # a DataFrame, one row per input
     model.predict("structures/")      # a DataFrame, one row per entry of a file or folder
@@ -118,8 +119,9 @@ class LoadedModel:
 
 
 def load_model(spec: str | Path, **options) -> LoadedModel:
-    """A :class:`LoadedModel` from a bundle or ensemble path, ``models:/NAME@ALIAS``,
-    ``models:/NAME/VERSION`` or ``runs:/RUN_ID/PATH``. ``options``: ``batch_size``,
+    """A :class:`LoadedModel` from a bundle or ensemble path, a pretrained name
+    (:mod:`zoo.pretrained`), ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or
+    ``runs:/RUN_ID/PATH``. ``options``: ``batch_size``,
     ``workers``."""
     text = str(spec)
     return LoadedModel(resolve_model(text), text, registry_version(text), **options)

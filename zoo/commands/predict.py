@@ -16,8 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model",
         required=True,
-        help="model bundle or ensemble file, registry URI (models:/cgcnn-shear@champion) or run "
-        "URI (runs:/RUN_ID/model)",
+        help="model bundle or ensemble file, pretrained name (zoo pretrained), registry URI "
+        "(models:/cgcnn-shear@champion) or run URI (runs:/RUN_ID/model)",
     )
     parser.add_argument("--input", required=True, help="structure file or folder, or data set")
     parser.add_argument(

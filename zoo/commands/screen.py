@@ -13,9 +13,9 @@ HELP = "screen many structures: moduli, derived properties, flags; resumable"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--input",
-        required=True,
         help="structures: a folder tree of CIF/POSCAR files, *.extxyz, *.db (ASE), JSON or "
-        "JSON-lines records (pymatgen dicts or CIF text), a Matbench file",
+        "JSON-lines records (pymatgen dicts or CIF text), a Matbench file (default: the "
+        "built-in demo set's 53 elemental solids)",
     )
     parser.add_argument(
         "--model",
