@@ -64,3 +64,8 @@ def test_the_wheel_runs_zoo_from_any_folder(installed, tmp_path):
     tuned = run(installed / "zoo", "tune", "--trials", "1", "--epochs", "1", cwd=elsewhere, env=env)
     assert "1/1" in tuned.stdout
     run(python, "-c", "from zoo.bundle import load_bundle", cwd=elsewhere, env=env)
+    listed = run(installed / "zoo", "pretrained", cwd=elsewhere, env=env).stdout
+    assert "zoo-elastic-mp2024" in listed  # the shipped model travels in the wheel
+    shipped = run(python, "-c", "import zoo.pretrained as p; print(p.model_path("
+                  "'zoo-elastic-mp2024'))", cwd=elsewhere, env=env).stdout.strip()  # fmt: skip
+    assert str(ROOT) not in shipped and Path(shipped).stat().st_size > 100_000

@@ -198,7 +198,7 @@ def test_a_killed_screen_continues_and_a_changed_input_is_refused(models, isolat
     fcc_primitive(3.7).to(filename=str(folder / "cu.cif"))  # the input changes
     refused = run_zoo(*command, cwd=isolated)
     assert refused.returncode == 2
-    assert refused.stderr.startswith("error: ") and "input differ" in refused.stderr
+    assert refused.stderr.startswith("error: ") and "(different input)" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1
     restarted = run_zoo(*command, "--restart", cwd=isolated)
     assert restarted.returncode == 0, restarted.stderr

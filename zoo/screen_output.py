@@ -70,7 +70,7 @@ def open_output(out_dir: str | Path, manifest: dict, restart: bool) -> set[int]:
         differs = [key for key in COMPARED if existing.get(key) != manifest.get(key)]
         if differs:
             raise ValueError(
-                f"{out} holds another screen (its {', '.join(differs)} differ); use another "
+                f"{out} holds another screen (different {', '.join(differs)}); use another "
                 "output folder, or --restart to discard it and start again"
             )
         return committed_chunks(out)
