@@ -101,6 +101,20 @@ class Predictor:
         output = predict_normalised(self.model, store, None, self.batch_size, progress)
         return self.bundle.transform.to_log10(output.double()).numpy()
 
+    def batches(self, store) -> list:
+        """The store's graphs as batched DGL graphs of :attr:`batch_size` crystals, in order
+        (built once, they serve every member of an ensemble: :meth:`predict_batches`)."""
+        indices = torch.arange(len(store))
+        starts = range(0, len(store), self.batch_size)
+        return [store.batch(indices[start : start + self.batch_size]) for start in starts]
+
+    def predict_batches(self, graphs: list):
+        """log10 GPa ``(n, T)`` for batched graphs from :meth:`batches` (same numbers as
+        :meth:`predict_graphs` on their store)."""
+        with torch.no_grad():
+            output = torch.cat([self.model(graph) for graph in graphs])
+        return self.bundle.transform.to_log10(output.double()).numpy()
+
 
 def predict_structures(
     bundle: ModelBundle,

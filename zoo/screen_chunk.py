@@ -6,6 +6,12 @@ The local engine runs :func:`screen_chunk` in worker processes, the Dask engine 
 cluster: the same function, so the two give the same numbers. The models are built once per
 process (:func:`screen_models`, cached by the model files' digests).
 
+Seconds are kept per stage (:data:`STAGES`): ``reading`` (parsing and structure checks),
+``neighbours`` (the neighbour search and each structure's edge and angle arrays), ``graphs``
+(the graph store and its batched DGL graphs, built once per model and shared by its members),
+``inference`` (every member's forward passes), ``derived`` (derived properties, flags, the
+table).
+
 Columns of the table, in order: ``id``, ``formula``, ``n_sites``, ``density_g_cm3``,
 ``volume_per_atom_a3``; per target ``<t>_gpa``, ``<t>_log10`` (and for an ensemble
 ``<t>_std_log10``, ``<t>_gpa_low``, ``<t>_gpa_high``); with both moduli the derived columns of
@@ -222,8 +228,9 @@ def _neighbours(read: dict, models: ScreenModels, errors: list) -> dict:
 
 
 def _stores(usable: list, arrays: dict, models: ScreenModels, errors: list) -> list:
-    """Per model ``(store, position)``: the graphs of the entries whose elements it knows, and
-    each such id's row in the store (the others go to ``errors`` once, naming the elements)."""
+    """Per model ``(batches, position)``: the batched graphs of the entries whose elements it
+    knows (None if none), and each such id's row in them (the others go to ``errors`` once,
+    naming the elements)."""
     from zoo.graphs.build import check_elements
     from zoo.graphs.store import GraphStore
 
@@ -239,10 +246,11 @@ def _stores(usable: list, arrays: dict, models: ScreenModels, errors: list) -> l
             elif entry not in refused:
                 refused.add(entry)
                 errors.append([entry, "model", problem.reason])
-        store = None
+        batches = None
         if ok:
             store = GraphStore.from_arrays(ok, [arrays[key][e] for e in ok], first.graph_settings)
-        stores.append((store, {entry: row for row, entry in enumerate(ok)}))
+            batches = first.batches(store)
+        stores.append((batches, {entry: row for row, entry in enumerate(ok)}))
     return stores
 
 
@@ -251,11 +259,11 @@ def _predict(models: ScreenModels, stores: list) -> dict[str, np.ndarray]:
     scaled by the ensemble's calibration: member' = mean + scale (member - mean). Each model
     runs once, whatever number of targets it gives."""
     outputs = []
-    for predictors, (store, _) in zip(models.members, stores, strict=True):
-        if store is None:
+    for predictors, (batches, _) in zip(models.members, stores, strict=True):
+        if batches is None:
             outputs.append(np.zeros((len(predictors), 0, len(predictors[0].targets))))
         else:
-            outputs.append(np.stack([p.predict_graphs(store) for p in predictors]))
+            outputs.append(np.stack([p.predict_batches(batches) for p in predictors]))
     members = {}
     for target, source in models.sources.items():
         values = outputs[source.model][:, :, source.column]
