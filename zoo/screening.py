@@ -66,6 +66,7 @@ class ScreenResult:
     predicted: int
     errors: int
     errors_by_stage: dict[str, int]
+    errors_by_reason: dict[str, int]
     stage_seconds: dict[str, float]
     wall_seconds: float
     chunks_run: int
@@ -88,6 +89,7 @@ class ScreenResult:
             f"{self.wall_seconds:.1f} s wall ({self.per_second:.1f} entries/s); "
             f"worker seconds per stage: {stages}",
         ]
+        lines += [f"  {n} × {reason}" for reason, n in self.errors_by_reason.items()]
         lines += [f"{what}: {path}" for what, path in self.files.items()]
         return "\n".join(lines)
 
@@ -216,11 +218,14 @@ def _finish(spec, seconds, counts, started, log) -> ScreenResult:
     seconds["writing"] = seconds.get("writing", 0.0) + time.perf_counter() - merge_start
     table = pd.read_csv(Path(spec.output_dir) / ERRORS, dtype=str)
     by_stage = {str(k): int(v) for k, v in table["stage"].value_counts().items()}
+    kinds = table["reason"].str.split(" [(]", regex=True).str[0].str.slice(0, 80)
+    by_reason = {str(k): int(v) for k, v in kinds.value_counts().head(10).items()}
     result = ScreenResult(
         output_dir=Path(spec.output_dir),
         predicted=predicted,
         errors=errors,
         errors_by_stage=by_stage,
+        errors_by_reason=by_reason,
         stage_seconds=seconds,
         wall_seconds=time.perf_counter() - started,
         chunks_run=counts[0],
@@ -239,6 +244,7 @@ def _summary(result: ScreenResult) -> dict:
         "predicted": result.predicted,
         "skipped": result.errors,
         "skipped_by_stage": result.errors_by_stage,
+        "skipped_by_reason": result.errors_by_reason,
         "chunks_run_this_time": result.chunks_run,
         "entries_screened_this_time": result.processed,
         "entries_per_second_this_time": round(result.per_second, 1),
