@@ -219,3 +219,25 @@ def test_dask_engine_gives_the_local_engines_table(models, isolated):
         assert result.predicted == 7 and result.errors == 2
         tables[engine] = pd.read_parquet(isolated / engine / "screen.parquet")
     pd.testing.assert_frame_equal(tables["local"], tables["dask"])
+
+
+def test_chunks_cut_the_raw_input_and_refuse_an_id_seen_in_an_earlier_chunk(isolated):
+    """Raw entries (unparsed) in chunks of N; a repeated id is bad input even across chunks;
+    committed chunks are read past, not yielded; a folder's fingerprint follows its files."""
+    from zoo.screen_output import input_fingerprint
+    from zoo.screening import ScreenSpec, chunks
+
+    lines = [json.dumps({"mp_id": f"m{i}", "structure": fcc_primitive().as_dict()})
+             for i in (0, 1, 2, 1, 3)]  # fmt: skip
+    (isolated / "in.jsonl").write_text("\n".join(lines) + "\n")
+    spec = ScreenSpec(input=str(isolated / "in.jsonl"), models=["x"], output_dir="o", chunk_size=2)
+    cut = list(chunks(spec, skip=set()))
+    assert [n for n, _ in cut] == [0, 1, 2]
+    assert [[e.id for e in entries] for _, entries in cut] == [["m0", "m1"], ["m2", "m1"], ["m3"]]
+    assert cut[1][1][1].problem.startswith("duplicate id") and cut[1][1][0].problem is None
+    assert [n for n, _ in chunks(spec, skip={0, 2})] == [1]
+    folder = structure_folder(isolated / "tree")
+    before = input_fingerprint(folder)
+    assert input_fingerprint(folder) == before
+    (folder / "extra.cif").write_text((folder / "cu.cif").read_text())
+    assert input_fingerprint(folder) != before
