@@ -317,7 +317,7 @@ def main() -> None:
     if args.phase == "train":
         train_all()
     else:
-        raise SystemExit("report: not written yet")
+        report()
 
 
 if __name__ == "__main__":

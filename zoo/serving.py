@@ -184,13 +184,15 @@ def _columns_of(model_path) -> list[str]:
 def _package_tree(folder: Path) -> Path:
     """``folder/zoo``: the ``zoo`` package as it is imported, ``zoo.models`` inside it
     (installed from a wheel it is there already; in a source checkout it is the top-level
-    ``models/`` folder). ``zoo.tuning`` is not needed to predict."""
+    ``models/`` folder). ``zoo.tuning`` is not needed to predict, and the shipped pretrained
+    models (``zoo/pretrained/*.zoo.pt``) are not code: the logged model's own file is its
+    artifact, and a second model file in the code would make the model ambiguous."""
     import shutil
 
     import zoo
     import zoo.models
 
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.zoo.pt")
     target = folder / "zoo"
     shutil.copytree(Path(zoo.__file__).parent, target, ignore=ignore)
     if not (target / "models").exists():
