@@ -134,7 +134,10 @@ def floor(workers: int = 2) -> dict:
 
 
 class TreeMemory:
-    """Peak resident memory of a process and all its descendants, sampled every 0.2 s."""
+    """Peak memory of a process and all its descendants, sampled every 0.2 s: the sum of
+    their proportional set sizes (PSS: each shared page, such as torch's libraries mapped by
+    every worker, counted once over the processes that share it; a sum of resident set sizes
+    would count those pages once per process)."""
 
     def __init__(self, pid: int):
         import psutil
@@ -150,7 +153,7 @@ class TreeMemory:
         while not self._stop.is_set():
             try:
                 family = [self.root, *self.root.children(recursive=True)]
-                total = sum(p.memory_info().rss for p in family if p.is_running())
+                total = sum(p.memory_full_info().pss for p in family if p.is_running())
             except psutil.Error:
                 total = 0
             self.peak = max(self.peak, total)
@@ -183,7 +186,7 @@ def timed_screen(name: str, source: Path, model: str, *extra: str) -> dict:
     if process.returncode != 0:
         raise RuntimeError(f"{name}: zoo screen failed ({process.returncode})")
     summary = json.loads((out / "summary.json").read_text())
-    row = {"name": name, "model": model, "wall_seconds": wall, "peak_gb": peak,
+    row = {"name": name, "model": model, "wall_seconds": wall, "peak_pss_gb": peak,
            "structures": summary["predicted"] + summary["skipped"],
            "predicted": summary["predicted"], "skipped": summary["skipped"],
            "stages": summary["seconds_per_stage_this_time"]}  # fmt: skip
@@ -270,7 +273,7 @@ def table(results: dict) -> None:
     print(f"\ninput: {stats['structures']} structures, mean {stats['mean_sites']:.1f} atoms "
           f"(median {stats['median_sites']:.0f}, max {stats['max_sites']})")  # fmt: skip
     print(
-        "| run | model | structures | wall (s) | structures/s | peak memory (GB) | "
+        "| run | model | structures | wall (s) | structures/s | peak memory (PSS, GB) | "
         "worker s: reading / neighbours / graphs / inference / derived / writing |"
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
@@ -279,7 +282,7 @@ def table(results: dict) -> None:
             row = results[key]
             stages = " / ".join(f"{v:.0f}" for v in row["stages"].values())
             print(f"| {row['name']} | {Path(row['model']).name} | {row['structures']} | "
-                  f"{row['wall_seconds']:.0f} | {row['per_second']:.0f} | {row['peak_gb']:.2f} | "
+                  f"{row['wall_seconds']:.0f} | {row['per_second']:.0f} | {row['peak_pss_gb']:.2f} | "
                   f"{stages} |")  # fmt: skip
     if "floor" in results and "screen" in results:
         ratio = results["screen"]["wall_seconds"] / results["floor"]["neighbour_search_seconds"]
