@@ -104,7 +104,50 @@ def publish() -> None:
     joined, summary = dft_comparison()
     parity(joined)
     (DOCS / "dft-comparison.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (DOCS / "README.md").write_text(readme(summary, full.exists()))
     print(json.dumps(summary, indent=2))
+
+
+def readme(summary: dict, full_table: bool) -> str:
+    """docs/dataset/README.md: what is here and how the predictions compare with DFT."""
+    run = json.loads((OUT / "summary.json").read_text())
+    lines = [
+        "# Predicted elastic moduli of 36,737 Materials Project structures",
+        "",
+        f"`zoo screen` with the shipped `{MODEL}` on every structure of "
+        "`../shared/data/mp_structures_36k.json.gz` (CIF text of the Materials Project "
+        "structures in kdmsit/crysxpp at b12e52b8; Materials Project data are CC BY 4.0: cite "
+        "Jain et al., APL Mater. 1, 011002 (2013)). Made by `python bench/publish_dataset.py`.",
+        "",
+        "- the data card: [card.md](card.md) ([card.json](card.json)); plots beside it",
+        f"- {'the full table: [screen.parquet](screen.parquet); ' if full_table else ''}"
+        f"a sample of {SAMPLE_ROWS} rows: [sample.csv](sample.csv); unusable entries with "
+        "their reasons: [errors.csv](errors.csv)",
+        f"- predicted {run['predicted']}, skipped {run['skipped']} "
+        f"({run['skipped_by_reason'] or 'none'})",
+        "",
+        "## Against DFT where it is known",
+        "",
+        f"{summary['with_dft']} of the screened crystals have DFT moduli in "
+        f"`mp_elasticity_2024.json.gz`; {summary['training_crystals']} of them were in the "
+        "shipped model's training data (train+val), the rest (its test split) it never saw. "
+        "Parity plot: [parity-vs-dft.png](parity-vs-dft.png).",
+        "",
+        "| crystals | count | shear MAE (log10 GPa / GPa) | bulk MAE (log10 GPa / GPa) "
+        "| within ±1σ (shear / bulk) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for key in ("training (train+val)", "never seen (test split)"):
+        part = summary[key]
+        s, b = part["shear"], part["bulk"]
+        lines.append(
+            f"| {key} | {part['crystals']} | {s['mae_log10']:.4f} / {s['mae_gpa']:.1f} | "
+            f"{b['mae_log10']:.4f} / {b['mae_gpa']:.1f} | {100 * s['within_1sigma']:.0f}% / "
+            f"{100 * b['within_1sigma']:.0f}% |"
+        )
+    lines += ["", "The other crystals have no DFT moduli in this project: their predictions "
+              "are the data set's new content, with the card's flags and spreads."]  # fmt: skip
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
