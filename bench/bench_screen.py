@@ -282,8 +282,8 @@ def table(results: dict) -> None:
             row = results[key]
             stages = " / ".join(f"{v:.0f}" for v in row["stages"].values())
             print(f"| {row['name']} | {Path(row['model']).name} | {row['structures']} | "
-                  f"{row['wall_seconds']:.0f} | {row['per_second']:.0f} | {row['peak_pss_gb']:.2f} | "
-                  f"{stages} |")  # fmt: skip
+                  f"{row['wall_seconds']:.0f} | {row['per_second']:.0f} | "
+                  f"{row['peak_pss_gb']:.2f} | {stages} |")  # fmt: skip
     if "floor" in results and "screen" in results:
         ratio = results["screen"]["wall_seconds"] / results["floor"]["neighbour_search_seconds"]
         print(f"neighbour search alone (2 processes): "
