@@ -47,7 +47,10 @@ def shear_vs_bulk(table: pd.DataFrame, path: Path) -> Path:
     g, k = table["shear_gpa"].to_numpy(), table["bulk_gpa"].to_numpy()
     keep = np.isfinite(g) & np.isfinite(k) & (g > 0) & (k > 0)
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.hexbin(k[keep], g[keep], xscale="log", yscale="log", gridsize=60, bins="log", cmap="viridis")
+    cells = ax.hexbin(
+        k[keep], g[keep], xscale="log", yscale="log", gridsize=60, bins="log", cmap="viridis"
+    )
+    fig.colorbar(cells, ax=ax, label="structures per cell")
     line = np.logspace(np.log10(k[keep].min()), np.log10(k[keep].max()), 10)
     ax.plot(line, line / PUGH_DUCTILE_ABOVE, "r--", label=f"K/G = {PUGH_DUCTILE_ABOVE} (Pugh)")
     ductile = float(np.mean(k[keep] / g[keep] > PUGH_DUCTILE_ABOVE))
@@ -66,7 +69,8 @@ def uncertainty(table: pd.DataFrame, path: Path) -> Path:
     for ax, target in zip(axes[0], targets, strict=True):
         x, y = table[f"{target}_log10"].to_numpy(), table[f"{target}_std_log10"].to_numpy()
         keep = np.isfinite(x) & np.isfinite(y)
-        ax.hexbin(x[keep], y[keep], gridsize=50, bins="log", cmap="viridis")
+        cells = ax.hexbin(x[keep], y[keep], gridsize=50, bins="log", cmap="viridis")
+        fig.colorbar(cells, ax=ax, label="structures per cell")
         ax.set_xlabel(f"predicted log10 {target} modulus (log10 GPa)")
         ax.set_ylabel("ensemble spread σ (log10 GPa)")
         ax.set_title(f"{target}: median σ {np.median(y[keep]):.3f} log10 GPa")
