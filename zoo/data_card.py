@@ -90,6 +90,12 @@ def describe_models(records: list[dict]) -> list[dict]:
         }
         if pretrained.is_pretrained(record["spec"]):
             info["pretrained_record"] = pretrained.record(record["spec"])
+            info["test_mae_log10"] = info["pretrained_record"]["test_mae_log10"]
+            info["test_mae_of"] = "the ensemble, from its record"
+        else:
+            info["test_mae_of"] = (
+                "mean of its members' bundles" if len(members) > 1 else "its bundle"
+            )
         described.append(info)
     return described
 
@@ -203,6 +209,8 @@ def card_markdown(card: dict) -> str:
     ]
     for model in card["models"]:
         scores = ", ".join(f"{t} {v:.4f}" for t, v in model["test_mae_log10"].items()) or "—"
+        if scores != "—":
+            scores += f" ({model['test_mae_of']})"
         trained = model["training_data"] or "not recorded"
         if model["training_crystals"]:
             trained += f" ({model['training_crystals']} crystals)"
