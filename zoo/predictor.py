@@ -18,6 +18,9 @@ from zoo import names
 from zoo.bundle import ModelBundle
 from zoo.graphs import usable_graphs
 
+MAX_BATCH_ATOMS = 8192
+"""Most atoms in one batch of :meth:`Predictor.batches` (256 crystals of 32 atoms)."""
+
 
 def predict_normalised(
     model, store, indices=None, batch_size: int = 256, progress: bool = False
@@ -101,18 +104,28 @@ class Predictor:
         output = predict_normalised(self.model, store, None, self.batch_size, progress)
         return self.bundle.transform.to_log10(output.double()).numpy()
 
-    def batches(self, store) -> list:
-        """The store's graphs as batched DGL graphs of :attr:`batch_size` crystals, in order
-        (built once, they serve every member of an ensemble: :meth:`predict_batches`)."""
-        indices = torch.arange(len(store))
-        starts = range(0, len(store), self.batch_size)
-        return [store.batch(indices[start : start + self.batch_size]) for start in starts]
+    def batches(self, store):
+        """The store's graphs as batched DGL graphs, in order, one at a time: at most
+        :attr:`batch_size` crystals and :data:`MAX_BATCH_ATOMS` atoms each (a batch of large
+        cells would otherwise hold the biggest activations), each built once for every member
+        of an ensemble (:meth:`predict_batch`)."""
+        sizes = store.num_nodes.numpy()
+        start = 0
+        while start < len(store):
+            stop, atoms = start, 0
+            while stop < len(store) and stop - start < self.batch_size:
+                if stop > start and atoms + sizes[stop] > MAX_BATCH_ATOMS:
+                    break
+                atoms += sizes[stop]
+                stop += 1
+            yield store.batch(torch.arange(start, stop))
+            start = stop
 
-    def predict_batches(self, graphs: list):
-        """log10 GPa ``(n, T)`` for batched graphs from :meth:`batches` (same numbers as
-        :meth:`predict_graphs` on their store)."""
+    def predict_batch(self, graph):
+        """log10 GPa ``(b, T)`` for one batched graph from :meth:`batches` (the same numbers
+        as :meth:`predict_graphs` on its store)."""
         with torch.no_grad():
-            output = torch.cat([self.model(graph) for graph in graphs])
+            output = self.model(graph)
         return self.bundle.transform.to_log10(output.double()).numpy()
 
 

@@ -8,9 +8,9 @@ process (:func:`screen_models`, cached by the model files' digests).
 
 Seconds are kept per stage (:data:`STAGES`): ``reading`` (parsing and structure checks),
 ``neighbours`` (the neighbour search and each structure's edge and angle arrays), ``graphs``
-(the graph store and its batched DGL graphs, built once per model and shared by its members),
-``inference`` (every member's forward passes), ``derived`` (derived properties, flags, the
-table).
+(the graph store and its batched DGL graphs, one batch at a time, each built once per model and
+read by all its members), ``inference`` (every member's forward passes), ``derived`` (derived
+properties, flags, the table).
 
 Columns of the table, in order: ``id``, ``formula``, ``n_sites``, ``density_g_cm3``,
 ``volume_per_atom_a3``; per target ``<t>_gpa``, ``<t>_log10`` (and for an ensemble
@@ -161,8 +161,7 @@ def screen_chunk(number: int, entries: list, files: list[ModelFile], options: Sc
     usable = [e for e in read if all(e in arrays[key] for key in models.settings)]
     with clock("graphs"):
         stores = _stores(usable, arrays, models, errors)
-    with clock("inference"):
-        members = _predict(models, stores)
+    members = _predict(models, stores, clock)
     kept = [e for e in usable if all(e in position for _, position in stores)]
     with clock("derived"):
         table = _table(kept, read, arrays, members, stores, models, options)
@@ -228,8 +227,8 @@ def _neighbours(read: dict, models: ScreenModels, errors: list) -> dict:
 
 
 def _stores(usable: list, arrays: dict, models: ScreenModels, errors: list) -> list:
-    """Per model ``(batches, position)``: the batched graphs of the entries whose elements it
-    knows (None if none), and each such id's row in them (the others go to ``errors`` once,
+    """Per model ``(store, position)``: the graph store of the entries whose elements it
+    knows (None if none), and each such id's row in it (the others go to ``errors`` once,
     naming the elements)."""
     from zoo.graphs.build import check_elements
     from zoo.graphs.store import GraphStore
@@ -246,24 +245,30 @@ def _stores(usable: list, arrays: dict, models: ScreenModels, errors: list) -> l
             elif entry not in refused:
                 refused.add(entry)
                 errors.append([entry, "model", problem.reason])
-        batches = None
+        store = None
         if ok:
             store = GraphStore.from_arrays(ok, [arrays[key][e] for e in ok], first.graph_settings)
-            batches = first.batches(store)
-        stores.append((batches, {entry: row for row, entry in enumerate(ok)}))
+        stores.append((store, {entry: row for row, entry in enumerate(ok)}))
     return stores
 
 
-def _predict(models: ScreenModels, stores: list) -> dict[str, np.ndarray]:
+def _predict(models: ScreenModels, stores: list, clock) -> dict[str, np.ndarray]:
     """Per target, log10 GPa of every member ``(M, n)`` in its model's store order, the spread
     scaled by the ensemble's calibration: member' = mean + scale (member - mean). Each model
-    runs once, whatever number of targets it gives."""
+    runs once, whatever number of targets it gives; each batch is built once (``graphs``) and
+    read by every member (``inference``), one batch in memory at a time."""
     outputs = []
-    for predictors, (batches, _) in zip(models.members, stores, strict=True):
-        if batches is None:
-            outputs.append(np.zeros((len(predictors), 0, len(predictors[0].targets))))
-        else:
-            outputs.append(np.stack([p.predict_batches(batches) for p in predictors]))
+    for predictors, (store, _) in zip(models.members, stores, strict=True):
+        parts = [np.zeros((len(predictors), 0, len(predictors[0].targets)))]
+        batches = predictors[0].batches(store) if store is not None else iter(())
+        while True:
+            with clock("graphs"):
+                graph = next(batches, None)
+            if graph is None:
+                break
+            with clock("inference"):
+                parts.append(np.stack([p.predict_batch(graph) for p in predictors]))
+        outputs.append(np.concatenate(parts, axis=1))
     members = {}
     for target, source in models.sources.items():
         values = outputs[source.model][:, :, source.column]
