@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from zoo import derived
-from zoo.screen_chunk import FLAG_COLUMNS
+from zoo.screen_chunk import FLAG_COLUMNS, flag_set
 from zoo.screen_output import ERRORS, MANIFEST, TABLE, write_json
 
 BASE_COLUMNS = {
@@ -156,16 +156,7 @@ def _counts(table: pd.DataFrame, errors: pd.DataFrame) -> dict:
         "skipped": len(errors),
         "skipped_by_stage": {str(k): int(v) for k, v in errors["stage"].value_counts().items()},
     }
-    flags = {}
-    for name in FLAG_COLUMNS:
-        if name not in table:
-            continue
-        column = table[name]
-        if name == "flag_unseen_elements":
-            flags[name] = int((column.fillna("").astype(str).str.len() > 0).sum())
-        else:
-            flags[name] = int(column.fillna(False).astype(bool).sum())
-    counts["flagged"] = flags
+    counts["flagged"] = {n: int(flag_set(table, n).sum()) for n in FLAG_COLUMNS if n in table}
     counts["flagged_any"] = int(table["flagged"].sum()) if "flagged" in table else 0
     return counts
 

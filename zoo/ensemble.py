@@ -44,6 +44,19 @@ def ensemble_columns(targets: list[str]) -> list[str]:
     return [*columns, names.ERROR]
 
 
+def spread_columns(target: str, mean, spread) -> dict:
+    """A target's columns from the members' mean and the (scaled) spread, log10 GPa: GPa,
+    log10, std and the ±1σ interval in GPa (the order of :func:`ensemble_columns`)."""
+    low, high = interval_columns(target)
+    return {
+        names.gpa(target): 10.0**mean,
+        names.log10(target): mean,
+        std_column(target): spread,
+        low: 10.0 ** (mean - spread),
+        high: 10.0 ** (mean + spread),
+    }
+
+
 @dataclass
 class Ensemble:
     """Member bundles (at least two, same targets) and the spread scale per target."""
@@ -185,12 +198,7 @@ class EnsemblePredictor:
         complete = np.isfinite(values).all(axis=(0, 2))
         for column, target in enumerate(self.targets):
             member = np.where(complete[None, :], values[:, :, column], np.nan)
-            mean = member.mean(axis=0)
             spread = member.std(axis=0, ddof=1) * self.ensemble.scale[target]
-            low, high = interval_columns(target)
-            table[names.gpa(target)] = 10.0**mean
-            table[names.log10(target)] = mean
-            table[std_column(target)] = spread
-            table[low], table[high] = 10.0 ** (mean - spread), 10.0 ** (mean + spread)
+            table = table.assign(**spread_columns(target, member.mean(axis=0), spread))
         table[names.ERROR] = [reasons.get(entry, "") for entry in ids]
         return table[self.columns]

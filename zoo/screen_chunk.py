@@ -68,11 +68,10 @@ class ChunkResult:
 
 @dataclass
 class _Source:
-    """One target's source among the screen's models: the model's member predictors and the
-    column of this target in their output, and the spread scale (1 for a single model)."""
+    """One target's source among the screen's models: the model's number, the column of this
+    target in its output, the spread scale (1 for a single model), whether it is an ensemble."""
 
     model: int
-    members: list
     column: int
     scale: float
     ensemble: bool
@@ -99,7 +98,7 @@ class ScreenModels:
                     raise ValueError(f"two models predict {target}: give each target one model")
                 scale = model.scale[target] if isinstance(model, Ensemble) else 1.0
                 ensemble = isinstance(model, Ensemble)
-                self.sources[target] = _Source(number, predictors, column, scale, ensemble)
+                self.sources[target] = _Source(number, column, scale, ensemble)
         self.targets = [t for t in TARGETS if t in self.sources]
         self.settings = {p.graph_key(): p.graph_settings for ps in self.members for p in ps}
         self.domain = None if None in domains else merge_domains(domains)
@@ -304,17 +303,14 @@ def _table(kept, read, arrays, members, stores, models, options) -> pd.DataFrame
 
 
 def _target_columns(target: str, values: np.ndarray, ensemble: bool) -> dict:
-    """``<t>_gpa``, ``<t>_log10`` and, for an ensemble, the spread and ±1σ interval."""
-    from zoo.ensemble import interval_columns, std_column
+    """``<t>_gpa``, ``<t>_log10`` and, for an ensemble, the spread and ±1σ interval
+    (:func:`zoo.ensemble.spread_columns`; ``values`` are already scaled members)."""
+    from zoo.ensemble import spread_columns
 
     mean = values.mean(axis=0)
-    columns = {names.gpa(target): 10.0**mean, names.log10(target): mean}
-    if ensemble:
-        spread = values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros_like(mean)
-        low, high = interval_columns(target)
-        columns[std_column(target)] = spread
-        columns[low], columns[high] = 10.0 ** (mean - spread), 10.0 ** (mean + spread)
-    return columns
+    if not ensemble:
+        return {names.gpa(target): 10.0**mean, names.log10(target): mean}
+    return spread_columns(target, mean, values.std(axis=0, ddof=1))
 
 
 def _derived_columns(moduli: dict, density, n_sites, volume) -> dict:
@@ -357,6 +353,15 @@ def _flag_columns(kept, atoms, volume, arrays, models, options) -> dict:
         np.reshape(others, (len(others), len(kept))), axis=0
     )
     return columns
+
+
+def flag_set(table: pd.DataFrame, name: str) -> np.ndarray:
+    """bool ``(n,)``: where the flag column ``name`` of a screen table is set (for
+    ``flag_unseen_elements``: a non-empty list of symbols; missing values: not set)."""
+    column = table[name]
+    if name == "flag_unseen_elements":
+        return (column.fillna("").astype(str).str.len() > 0).to_numpy()
+    return column.fillna(False).astype(bool).to_numpy()
 
 
 def _few_neighbours(entry: str, arrays: dict, models: ScreenModels) -> bool:

@@ -97,15 +97,16 @@ def commit_chunk(out_dir: str | Path, number: int, table: pd.DataFrame, errors: 
         table.to_parquet(partial, index=False)
 
 
-def merge_chunks(out_dir: str | Path) -> tuple[int, int]:
+def merge_chunks(out_dir: str | Path) -> tuple[int, pd.DataFrame]:
     """Merge the committed chunks, in chunk order, into ``screen.parquet``, ``screen.csv`` and
-    ``errors.csv``, one chunk in memory at a time. Returns (rows, errors)."""
+    ``errors.csv``, one chunk in memory at a time. Returns the table's row count and the
+    merged errors (``id``, ``stage``, ``reason``)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     out = Path(out_dir)
     numbers = sorted(committed_chunks(out))
-    rows = errors = 0
+    rows = 0
     with atomic_write(out / TABLE) as table_part, atomic_write(out / TABLE_CSV) as csv_part:
         writer = None
         for position, number in enumerate(numbers):
@@ -124,8 +125,7 @@ def merge_chunks(out_dir: str | Path) -> tuple[int, int]:
         frames = [pd.read_csv(out / CHUNKS / f"{n:05d}.errors.csv", dtype=str) for n in numbers]
         merged = pd.concat([pd.DataFrame(columns=["id", "stage", "reason"]), *frames])
         merged.to_csv(partial, index=False)
-        errors = len(merged)
-    return rows, errors
+    return rows, merged
 
 
 def write_json(path: Path, value) -> None:

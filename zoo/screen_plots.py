@@ -11,6 +11,7 @@ import pandas as pd
 
 from zoo.derived import PUGH_DUCTILE_ABOVE
 from zoo.plots import _save, plt
+from zoo.screen_chunk import flag_set
 
 
 def summary_plots(table: pd.DataFrame, out: Path) -> dict[str, Path]:
@@ -26,10 +27,24 @@ def summary_plots(table: pd.DataFrame, out: Path) -> dict[str, Path]:
     return made
 
 
-def distributions(table: pd.DataFrame, path: Path) -> Path:
-    targets = [t for t in ("shear", "bulk") if f"{t}_gpa" in table]
+def _per_target(table: pd.DataFrame, column: str, draw, path: Path) -> Path:
+    """One panel per modulus whose ``column`` (``{t}`` for the target) the table has, each
+    drawn by ``draw(fig, ax, target)``, saved to ``path``."""
+    targets = [t for t in ("shear", "bulk") if column.format(t=t) in table]
     fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 4), squeeze=False)
     for ax, target in zip(axes[0], targets, strict=True):
+        draw(fig, ax, target)
+    return _written(fig, path)
+
+
+def _written(fig, path: Path) -> Path:
+    fig.tight_layout()
+    _save(fig, path)
+    return path
+
+
+def distributions(table: pd.DataFrame, path: Path) -> Path:
+    def draw(fig, ax, target):
         values = table[f"{target}_gpa"].dropna()
         bins = np.logspace(np.log10(max(values.min(), 0.1)), np.log10(values.max()), 50)
         ax.hist(values, bins=bins, color="#4c72b0")
@@ -38,9 +53,8 @@ def distributions(table: pd.DataFrame, path: Path) -> Path:
         ax.set_xlabel(f"predicted {target} modulus {symbol}_VRH (GPa)")
         ax.set_ylabel("structures")
         ax.set_title(f"{target}: {len(values)} structures, median {values.median():.1f} GPa")
-    fig.tight_layout()
-    _save(fig, path)
-    return path
+
+    return _per_target(table, "{t}_gpa", draw, path)
 
 
 def shear_vs_bulk(table: pd.DataFrame, path: Path) -> Path:
@@ -58,15 +72,11 @@ def shear_vs_bulk(table: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("predicted shear modulus G_VRH (GPa)")
     ax.set_title(f"{keep.sum()} structures; {100 * ductile:.0f}% below the line (ductile)")
     ax.legend(loc="upper left")
-    fig.tight_layout()
-    _save(fig, path)
-    return path
+    return _written(fig, path)
 
 
 def uncertainty(table: pd.DataFrame, path: Path) -> Path:
-    targets = [t for t in ("shear", "bulk") if f"{t}_std_log10" in table]
-    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 4), squeeze=False)
-    for ax, target in zip(axes[0], targets, strict=True):
+    def draw(fig, ax, target):
         x, y = table[f"{target}_log10"].to_numpy(), table[f"{target}_std_log10"].to_numpy()
         keep = np.isfinite(x) & np.isfinite(y)
         cells = ax.hexbin(x[keep], y[keep], gridsize=50, bins="log", cmap="viridis")
@@ -74,26 +84,17 @@ def uncertainty(table: pd.DataFrame, path: Path) -> Path:
         ax.set_xlabel(f"predicted log10 {target} modulus (log10 GPa)")
         ax.set_ylabel("ensemble spread σ (log10 GPa)")
         ax.set_title(f"{target}: median σ {np.median(y[keep]):.3f} log10 GPa")
-    fig.tight_layout()
-    _save(fig, path)
-    return path
+
+    return _per_target(table, "{t}_std_log10", draw, path)
 
 
 def flags(table: pd.DataFrame, path: Path) -> Path:
     names = [c for c in table if c.startswith("flag_")]
-    fractions = []
-    for name in names:
-        column = table[name]
-        if name == "flag_unseen_elements":
-            fractions.append(float((column.fillna("").astype(str).str.len() > 0).mean()))
-        else:
-            fractions.append(float(column.fillna(False).astype(bool).mean()))
+    fractions = [float(flag_set(table, name).mean()) if len(table) else 0.0 for name in names]
     fig, ax = plt.subplots(figsize=(6, 0.5 * len(names) + 1.5))
     ax.barh([n.removeprefix("flag_").replace("_", " ") for n in names], fractions, color="#dd8452")
     ax.set_xlabel("fraction of predicted structures")
     anyflag = float(table["flagged"].mean()) if "flagged" in table and len(table) else 0.0
     ax.set_title(f"applicability flags ({100 * anyflag:.1f}% have at least one)")
     ax.set_xlim(0, max(max(fractions, default=0) * 1.2, 0.05))
-    fig.tight_layout()
-    _save(fig, path)
-    return path
+    return _written(fig, path)

@@ -27,7 +27,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from zoo.faults import failpoint
-from zoo.readers.registry import Entry, ReadOptions, format_for
+from zoo.readers.registry import Entry, count_entries, format_for, iter_entry_chunks
 from zoo.screen_chunk import STAGES, ModelFile, ScreenOptions, screen_chunk
 from zoo.screen_output import (
     commit_chunk,
@@ -111,31 +111,10 @@ def resolve_models(specs: list[str]) -> tuple[list[ModelFile], list[dict]]:
 def chunks(spec: ScreenSpec, skip: set[int]) -> Iterator[tuple[int, list[Entry]]]:
     """``(number, raw entries)`` of every chunk not in ``skip``; an id seen before is bad
     input of its own (across chunks too). Skipped chunks are read past, not parsed."""
-    fmt = format_for(spec.input)
-    path = None if spec.input is None else Path(spec.input)
-    _, entries = fmt.open(path, ReadOptions(id_key=spec.id_key, with_targets=False))
-    seen: set[str] = set()
-    for number in itertools.count():
-        chunk = list(itertools.islice(entries, spec.chunk_size))
-        if not chunk:
-            return
-        checked = []
-        for entry in chunk:
-            if entry.id in seen and entry.problem is None:
-                entry = Entry(entry.id, None, {}, "duplicate id (an earlier entry has the same id)")
-            seen.add(entry.id)
-            checked.append(entry)
+    cut = iter_entry_chunks(spec.input, spec.chunk_size, id_key=spec.id_key, with_targets=False)
+    for number, chunk in enumerate(cut):
         if number not in skip:
-            yield number, checked
-
-
-def count_entries(spec: ScreenSpec) -> int:
-    """How many raw entries the input has (read past without parsing: the progress bar's
-    total)."""
-    fmt = format_for(spec.input)
-    path = None if spec.input is None else Path(spec.input)
-    _, entries = fmt.open(path, ReadOptions(id_key=spec.id_key, with_targets=False))
-    return sum(1 for _ in entries)
+            yield number, chunk
 
 
 def manifest_for(spec: ScreenSpec, records: list[dict]) -> dict:
@@ -166,7 +145,7 @@ def run_screen(spec: ScreenSpec, log=print) -> ScreenResult:
     if done:
         log(f"continuing: {len(done)} chunks of {spec.output_dir} are done already")
     options = ScreenOptions(max_atoms=spec.max_atoms)
-    total = count_entries(spec) if spec.progress else None
+    total = count_entries(spec.input, id_key=spec.id_key) if spec.progress else None
     bar = _progress(spec, total, done)
     engine = _run_dask if spec.engine == "dask" else _run_local
     seconds = dict.fromkeys(STAGES, 0.0)
@@ -209,21 +188,16 @@ def _progress(spec: ScreenSpec, total: int | None, done: set[int]):
 
 def _finish(spec, seconds, counts, started, log) -> ScreenResult:
     """Merge the chunks, count, write ``summary.json`` and the data card."""
-    import pandas as pd
-
-    from zoo.screen_output import ERRORS
-
     merge_start = time.perf_counter()
-    predicted, errors = merge_chunks(spec.output_dir)
+    predicted, table = merge_chunks(spec.output_dir)
     seconds["writing"] = seconds.get("writing", 0.0) + time.perf_counter() - merge_start
-    table = pd.read_csv(Path(spec.output_dir) / ERRORS, dtype=str)
     by_stage = {str(k): int(v) for k, v in table["stage"].value_counts().items()}
     kinds = table["reason"].str.split(" [(]", regex=True).str[0].str.slice(0, 80)
     by_reason = {str(k): int(v) for k, v in kinds.value_counts().head(10).items()}
     result = ScreenResult(
         output_dir=Path(spec.output_dir),
         predicted=predicted,
-        errors=errors,
+        errors=len(table),
         errors_by_stage=by_stage,
         errors_by_reason=by_reason,
         stage_seconds=seconds,

@@ -164,15 +164,38 @@ def iter_datasets(
     """``path`` as consecutive data sets of at most ``chunk_size`` entries each (bad entries
     reported in each chunk's ``skipped``). Streaming formats never hold more than one chunk's
     structures; an id repeated in a later chunk is bad input like one within a chunk."""
+    source, targets, entries = _open(path, ReadOptions(**options))
+    for chunk in _checked_chunks(entries, chunk_size):
+        builder = DatasetBuilder(source, targets, skip_bad)
+        for entry in chunk:
+            _add(builder, entry)
+        yield builder.build(allow_empty=True)
+
+
+def iter_entry_chunks(path: str | Path | None, chunk_size: int, **options) -> Iterator[list[Entry]]:
+    """``path``'s raw entries (unparsed) in lists of at most ``chunk_size``, repeated ids
+    marked as in :func:`iter_datasets` (what ``zoo screen`` sends to its workers)."""
+    _, _, entries = _open(path, ReadOptions(**options))
+    return _checked_chunks(entries, chunk_size)
+
+
+def _checked_chunks(entries: Iterator[Entry], chunk_size: int) -> Iterator[list[Entry]]:
+    """Lists of at most ``chunk_size`` entries; an entry whose id an earlier entry had, in its
+    chunk or an earlier one, carries that problem."""
     if chunk_size < 1:
         raise ValueError(f"chunk size {chunk_size} must be at least 1")
-    source, targets, entries = _open(path, ReadOptions(**options))
     seen: set[str] = set()
     while chunk := list(itertools.islice(entries, chunk_size)):
-        builder = DatasetBuilder(source, targets, skip_bad)
+        checked = []
         for entry in chunk:
             if entry.id in seen and entry.problem is None:
                 entry = Entry(entry.id, None, {}, "duplicate id (an earlier entry has the same id)")
             seen.add(entry.id)
-            _add(builder, entry)
-        yield builder.build(allow_empty=True)
+            checked.append(entry)
+        yield checked
+
+
+def count_entries(path: str | Path | None, **options) -> int:
+    """How many raw entries ``path`` has (read past, not parsed)."""
+    _, _, entries = _open(path, ReadOptions(**options))
+    return sum(1 for _ in entries)
