@@ -79,21 +79,36 @@ class ConvLayer(nn.Module):
         self.bn1 = nn.BatchNorm1d(2 * atom_fea_len)
         self.bn2 = nn.BatchNorm1d(atom_fea_len)
 
+    def edge_map(self) -> tuple[torch.Tensor, ...]:
+        """``(W_center, W_neighbor, W_edge, bias)`` of ``W [v_i, v_j, u_ij] + b``, shapes
+        ``(2F, F)``, ``(2F, F)``, ``(2F, G)``, ``(2F,)``. In eval mode ``bn1`` (then a fixed
+        affine map) is folded in: the same function without a pass over every edge."""
+        weight, bias = self.fc_full.weight, self.fc_full.bias
+        if not self.training:
+            norm = self.bn1
+            scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)  # (2F,)
+            weight = weight * scale[:, None]
+            bias = (bias - norm.running_mean) * scale + norm.bias
+        width = self.atom_fea_len
+        return weight[:, :width], weight[:, width : 2 * width], weight[:, 2 * width :], bias
+
     def gated_edges(self, graph, node_fea: torch.Tensor, edge_fea: torch.Tensor) -> torch.Tensor:
         """``(n_edges, 2F)``: batch-normed ``W [v_i, v_j, u_ij] + b`` of every edge ``j -> i``,
         before the gate (``cgcnn-angle`` also updates its bond features from it)."""
         import dgl.function as fn
 
-        width = self.atom_fea_len
-        weight = self.fc_full.weight
-        center = node_fea @ weight[:, :width].T  # (n, 2F), term of the receiving node i
-        neighbor = node_fea @ weight[:, width : 2 * width].T  # (n, 2F), term of the sender j
-        edge = torch.addmm(self.fc_full.bias, edge_fea, weight[:, 2 * width :].T)  # (e, 2F)
+        center_weight, neighbor_weight, edge_weight, bias = self.edge_map()
+        center = node_fea @ center_weight.T  # (n, 2F), term of the receiving node i
+        neighbor = node_fea @ neighbor_weight.T  # (n, 2F), term of the sender j
+        edge = torch.addmm(bias, edge_fea, edge_weight.T)  # (e, 2F)
         with graph.local_scope():
             graph.nodes[self.relation[0]].data["center"] = center
             graph.nodes[self.relation[0]].data["neighbor"] = neighbor
             graph.apply_edges(fn.u_add_v("neighbor", "center", "z"), etype=self.relation)
-            return self.bn1(graph.edges[self.relation].data["z"] + edge)
+            linear = graph.edges[self.relation].data["z"]
+        if self.training:
+            return self.bn1(linear + edge)
+        return linear.add_(edge)  # the sum's backward needs neither term: safe in place
 
     def aggregate(self, graph, node_fea: torch.Tensor, gated: torch.Tensor) -> torch.Tensor:
         """Gate the edges ``(n_edges, 2F)``, sum them into their receiving nodes, add the
@@ -101,8 +116,12 @@ class ConvLayer(nn.Module):
         import dgl.function as fn
 
         gate, core = gated.chunk(2, dim=1)
+        if torch.is_grad_enabled():
+            message = torch.sigmoid(gate) * F.softplus(core)
+        else:  # one (n_edges, F) temporary fewer
+            message = torch.sigmoid(gate).mul_(F.softplus(core))
         with graph.local_scope():
-            graph.edges[self.relation].data["message"] = torch.sigmoid(gate) * F.softplus(core)
+            graph.edges[self.relation].data["message"] = message
             graph.update_all(fn.copy_e("message", "m"), fn.sum("m", "summed"), etype=self.relation)
             summed = graph.nodes[self.relation[0]].data["summed"]
         return F.softplus(node_fea + self.bn2(summed))

@@ -11,6 +11,7 @@ from zoo.elements import generate_element_table
 from zoo.graphs import GraphSettings, build_store
 from zoo.losses import per_target_losses
 from zoo.models import count_parameters, create_model, get_model_entry, list_models, register_model
+from zoo.models.cgcnn import ConvLayer
 from zoo.predictor import predict_structures
 from zoo.transforms import TargetTransform
 
@@ -19,7 +20,7 @@ def settings_for(name):
     return GraphSettings(parts=get_model_entry(name).graph_parts)
 
 
-def predict(name, model, structures):
+def predict(name, model, structures, grad=False):
     store, _ = build_store(
         [str(i) for i in range(len(structures))],
         structures,
@@ -27,7 +28,7 @@ def predict(name, model, structures):
         cache_dir=False,
         progress=False,
     )
-    with torch.no_grad():
+    with torch.set_grad_enabled(grad):
         return model(store.batch(range(len(structures))))
 
 
@@ -48,6 +49,8 @@ def variant(request):
         if isinstance(module, torch.nn.BatchNorm1d):
             module.running_mean.normal_(0, 0.3)
             module.running_var.uniform_(0.5, 2.0)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.normal_(0, 0.3)
     return name, model.eval()
 
 
@@ -91,6 +94,25 @@ def test_every_parameter_gets_a_gradient(variant, demo):
         assert parameter.grad is not None, parameter_name
         assert parameter.grad.abs().sum() > 0, parameter_name
     assert count_parameters(model) > 0
+
+
+def textbook_gated_edges(self, graph, node_fea, edge_fea):
+    """CGCNN's edge map as written in the paper: ``BN1(W [v_i, v_j, u_ij] + b)`` on the
+    concatenation, one edge at a time (no split matrix product, no folded batch norm)."""
+    src, dst = graph.edges(etype=self.relation)
+    return self.bn1(self.fc_full(torch.cat([node_fea[dst], node_fea[src], edge_fea], dim=1)))
+
+
+def test_inference_path_is_the_textbook_function(variant, demo, monkeypatch):
+    """In eval mode without gradients the convolutions fold bn1 into the linear map and gate
+    in place; the outputs are those of the textbook form (with gradients on)."""
+    name, model = variant
+    structures = [rocksalt(), *demo.structures[:6]]
+    fast = predict(name, model, structures)
+    monkeypatch.setattr(ConvLayer, "gated_edges", textbook_gated_edges)
+    reference = predict(name, model, structures, grad=True)
+    assert reference.requires_grad
+    assert torch.allclose(fast, reference.detach(), atol=1e-5)
 
 
 def rotation(seed=1):

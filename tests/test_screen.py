@@ -241,3 +241,12 @@ def test_chunks_cut_the_raw_input_and_refuse_an_id_seen_in_an_earlier_chunk(isol
     assert input_fingerprint(folder) == before
     (folder / "extra.cif").write_text((folder / "cu.cif").read_text())
     assert input_fingerprint(folder) != before
+
+
+def test_workers_keep_freed_memory_on_glibc():
+    """The malloc settings of zoo.malloc apply where glibc is the C library, and only there."""
+    import platform
+
+    from zoo.malloc import keep_freed_memory
+
+    assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")

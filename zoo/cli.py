@@ -8,6 +8,7 @@ import warnings
 
 import zoo
 from zoo.commands import COMMANDS
+from zoo.malloc import keep_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,7 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 def main(argv: list[str] | None = None) -> int:
     warnings.formatwarning = _one_line_warning
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.func(args)
     except KeyboardInterrupt:

@@ -115,7 +115,10 @@ def screen_models(files: list[ModelFile]) -> ScreenModels:
     if key not in _CACHE:
         import torch
 
+        from zoo.malloc import keep_freed_memory
+
         torch.set_num_threads(1)
+        keep_freed_memory()
         loaded = [load_model_file(_local_file(model)) for model in files]
         _CACHE.clear()
         _CACHE[key] = ScreenModels(loaded)
