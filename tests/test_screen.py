@@ -205,6 +205,31 @@ def test_a_killed_screen_continues_and_a_changed_input_is_refused(models, isolat
 
 
 @pytest.mark.slow
+def test_models_are_checked_in_a_worker_before_the_output_exists(models, isolated):
+    """Two models for one target fail with one line and no output folder; a screen's main
+    process never imports torch (its memory is the reader's and the tables', not a model's)."""
+    import subprocess
+    import sys
+
+    folder = structure_folder(isolated / "in")
+    twice = run_zoo("screen", "--input", str(folder), "--model", models["single"], "--model",
+                    models["ensemble"], "-o", "out", cwd=isolated)  # fmt: skip
+    assert twice.returncode == 2 and not (isolated / "out").exists()
+    assert twice.stderr.strip().splitlines() == [
+        "error: two models predict shear: give each target one model"
+    ]
+    script = (
+        "import sys\nfrom zoo.screening import ScreenSpec, run_screen\n"
+        f"spec = ScreenSpec(input={str(folder)!r}, models=[{models['single']!r}], "
+        "output_dir='out', workers=1, progress=False, card=False)\n"
+        "print(run_screen(spec, log=lambda *_: None).predicted, 'torch' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=isolated, capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.stdout.split() == ["7", "False"], done.stderr
+
+
+@pytest.mark.slow
 def test_dask_engine_gives_the_local_engines_table(models, isolated):
     """The same chunks on a local Dask cluster of 2 worker processes: the same table."""
     from zoo.screening import ScreenSpec, run_screen

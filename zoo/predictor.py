@@ -18,8 +18,12 @@ from zoo import names
 from zoo.bundle import ModelBundle
 from zoo.graphs import usable_graphs
 
-MAX_BATCH_ATOMS = 8192
-"""Most atoms in one batch of :meth:`Predictor.batches` (256 crystals of 32 atoms)."""
+MAX_BATCH_ATOMS = 4096
+"""Most atoms in one batch of :meth:`Predictor.batches` (128 crystals of 32 atoms). It bounds
+the largest activations: for ``cgcnn-angle-global``, about 34 angle pairs per atom times 64
+floats per pair per tensor. Measured on 6,000 screened structures of 37 atoms
+(docs/benchmarks.md, issue 17): 8,192 atoms, 0.95 GB per worker; 4,096, 0.72 GB; 2,048, 0.58
+GB; the same speed within 5%."""
 
 
 def predict_normalised(

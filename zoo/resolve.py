@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from zoo.bundle import BUNDLE_SUFFIX
-from zoo.ensemble import EnsemblePredictor, load_model_file
-
 MODEL_URI_PREFIXES = ("models:/", "runs:/", "mlflow-artifacts:/")
 
 
 def predictor_for(loaded, **options):
     """The predictor of a loaded bundle or ensemble."""
-    from zoo.ensemble import Ensemble
+    from zoo.ensemble import Ensemble, EnsemblePredictor
     from zoo.predictor import Predictor
 
     if isinstance(loaded, Ensemble):
@@ -26,6 +23,8 @@ def predictor_for(loaded, **options):
 def resolve_model(model: str | Path):
     """A :class:`~zoo.bundle.ModelBundle` or :class:`~zoo.ensemble.Ensemble` from any spec
     :func:`model_file` takes."""
+    from zoo.ensemble import load_model_file
+
     return load_model_file(model_file(model))
 
 
@@ -50,6 +49,7 @@ def model_file(model: str | Path) -> Path:
     from mlflow.exceptions import MlflowException
 
     from zoo import tracking
+    from zoo.bundle import BUNDLE_SUFFIX
 
     if tracking.default_store_missing():
         raise ValueError(

@@ -125,6 +125,12 @@ def screen_models(files: list[ModelFile]) -> ScreenModels:
     return _CACHE[key]
 
 
+def check_models(files: list[ModelFile]) -> None:
+    """Build the models of ``files`` in this worker (kept for its chunks): a bad model file,
+    or two models for one target, raises here with its one-line message."""
+    screen_models(files)
+
+
 def _local_file(model: ModelFile) -> str:
     """The model's file here: its path, or its bytes written once to this machine's temp dir
     (a Dask worker on another machine gets the bytes, not a path it cannot see)."""

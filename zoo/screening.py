@@ -21,6 +21,7 @@ import itertools
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from zoo.faults import failpoint
 from zoo.readers.registry import Entry, count_entries, format_for, iter_entry_chunks
-from zoo.screen_chunk import STAGES, ModelFile, ScreenOptions, screen_chunk
+from zoo.screen_chunk import STAGES, ModelFile, ScreenOptions, check_models, screen_chunk
 from zoo.screen_output import (
     commit_chunk,
     file_digest,
@@ -140,36 +141,29 @@ def run_screen(spec: ScreenSpec, log=print) -> ScreenResult:
     the same screen continues where it stopped."""
     started = time.perf_counter()
     files, records = resolve_models(spec.models)
-    _check_models(files)
-    done = open_output(spec.output_dir, manifest_for(spec, records), spec.restart)
-    if done:
-        log(f"continuing: {len(done)} chunks of {spec.output_dir} are done already")
-    options = ScreenOptions(max_atoms=spec.max_atoms)
-    total = count_entries(spec.input, id_key=spec.id_key) if spec.progress else None
-    bar = _progress(spec, total, done)
-    engine = _run_dask if spec.engine == "dask" else _run_local
+    open_engine = _dask_engine if spec.engine == "dask" else _local_engine
     seconds = dict.fromkeys(STAGES, 0.0)
     run = processed = 0
-    for result in engine(spec, chunks(spec, done), files, options):
-        write_start = time.perf_counter()
-        commit_chunk(spec.output_dir, result.number, result.table, result.errors)
-        failpoint("chunk-committed")
-        for stage, value in result.seconds.items():
-            seconds[stage] += value
-        seconds["writing"] = seconds.get("writing", 0.0) + time.perf_counter() - write_start
-        run += 1
-        processed += len(result.table) + len(result.errors)
-        bar.update(len(result.table) + len(result.errors))
-    bar.close()
+    with open_engine(spec, files) as engine:
+        engine.check()
+        done = open_output(spec.output_dir, manifest_for(spec, records), spec.restart)
+        if done:
+            log(f"continuing: {len(done)} chunks of {spec.output_dir} are done already")
+        total = count_entries(spec.input, id_key=spec.id_key) if spec.progress else None
+        bar = _progress(spec, total, done)
+        options = ScreenOptions(max_atoms=spec.max_atoms)
+        for result in engine.results(chunks(spec, done), options):
+            write_start = time.perf_counter()
+            commit_chunk(spec.output_dir, result.number, result.table, result.errors)
+            failpoint("chunk-committed")
+            for stage, value in result.seconds.items():
+                seconds[stage] += value
+            seconds["writing"] = seconds.get("writing", 0.0) + time.perf_counter() - write_start
+            run += 1
+            processed += len(result.table) + len(result.errors)
+            bar.update(len(result.table) + len(result.errors))
+        bar.close()
     return _finish(spec, seconds, (run, processed), started, log)
-
-
-def _check_models(files: list[ModelFile]) -> None:
-    """Load the models here once, so a bad spec or two models for one target fail before any
-    worker starts, with the same message a worker would give."""
-    from zoo.screen_chunk import screen_models
-
-    screen_models(files)
 
 
 def _progress(spec: ScreenSpec, total: int | None, done: set[int]):
@@ -240,21 +234,39 @@ def _result(future):
         ) from error
 
 
-def _run_local(spec, work, files, options) -> Iterator:
-    """Chunks in ``spec.workers`` spawned processes, at most 2 per worker in flight; results
-    in the order they finish."""
+@contextmanager
+def _local_engine(spec: ScreenSpec, files: list[ModelFile]):
+    """Chunks in ``spec.workers`` spawned processes."""
     import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         spec.workers, mp_context=context, initializer=_leave_with_parent, initargs=(os.getpid(),)
     ) as pool:
+        yield _LocalEngine(pool, spec.workers, files)
+
+
+class _LocalEngine:
+    """The local engine (see :class:`_DaskEngine` for the same two methods on a cluster)."""
+
+    def __init__(self, pool, workers: int, files: list[ModelFile]):
+        self.pool, self.workers, self.files = pool, workers, files
+
+    def check(self) -> None:
+        """Build the models in a worker: a bad model fails (with its own message) before the
+        output folder is touched, and the main process never loads torch."""
+        self.pool.submit(check_models, self.files).result()
+
+    def results(self, work, options: ScreenOptions) -> Iterator:
+        """At most 2 chunks per worker in flight; results in the order they finish."""
+        from concurrent.futures import FIRST_COMPLETED, wait
+
         running = set()
         for number, entries in itertools.chain(work, [(None, None)]):
             if number is not None:
-                running.add(pool.submit(screen_chunk, number, entries, files, options))
-            while running and (number is None or len(running) >= 2 * spec.workers):
+                running.add(self.pool.submit(screen_chunk, number, entries, self.files, options))
+            while running and (number is None or len(running) >= 2 * self.workers):
                 finished, running = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     yield _result(future)
@@ -275,10 +287,11 @@ def _leave_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="zoo-parent-watch").start()
 
 
-def _run_dask(spec, work, files, options) -> Iterator:
+@contextmanager
+def _dask_engine(spec: ScreenSpec, files: list[ModelFile]):
     """The same chunks as tasks on a Dask cluster (``spec.scheduler``, or a local cluster of
     ``spec.workers`` single-threaded worker processes); the model files travel as bytes."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, LocalCluster
 
     cluster = None
     if spec.scheduler is None:
@@ -289,15 +302,31 @@ def _run_dask(spec, work, files, options) -> Iterator:
     client = Client(spec.scheduler or cluster)
     try:
         shipped = [ModelFile(f.spec, f.digest, None, Path(f.path).read_bytes()) for f in files]
-        models = client.scatter(shipped, broadcast=True)
-        pending = as_completed()
-        for number, entries in work:
-            pending.add(client.submit(screen_chunk, number, entries, models, options, pure=False))
-            if pending.count() >= 2 * spec.workers:
-                yield _result(next(pending))
-        for future in pending:
-            yield _result(future)
+        yield _DaskEngine(client, client.scatter(shipped, broadcast=True), spec.workers)
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+class _DaskEngine:
+    def __init__(self, client, models, workers: int):
+        self.client, self.models, self.workers = client, models, workers
+
+    def check(self) -> None:
+        """As :meth:`_LocalEngine.check`, on a worker of the cluster."""
+        self.client.submit(check_models, self.models, pure=False).result()
+
+    def results(self, work, options: ScreenOptions) -> Iterator:
+        """At most 2 tasks per worker in flight; results in the order they finish."""
+        from dask.distributed import as_completed
+
+        pending = as_completed()
+        for number, entries in work:
+            task = self.client.submit(screen_chunk, number, entries, self.models, options,
+                                      pure=False)  # fmt: skip
+            pending.add(task)
+            if pending.count() >= 2 * self.workers:
+                yield _result(next(pending))
+        for future in pending:
+            yield _result(future)
