@@ -32,6 +32,38 @@ def test_bcc_cuts_the_second_shell_at_twelve():
     assert len(everything["src"]) == 2 * (8 + 6)
 
 
+def test_the_short_first_search_gives_the_full_searchs_edges(demo, monkeypatch):
+    """Edges and angle pairs from the 5 angstrom first search equal those of the whole 8
+    angstrom search, bit for bit: on cells whose 12th neighbour sits in a degenerate shell
+    (bcc keeps 4 of its 6 second neighbours, one atom's periodic images in the primitive cell:
+    the tie rule decides) and on a simple cubic cell of 4.5 angstrom, whose 6 neighbours inside
+    5 angstrom are too few, so the search is redone at 8."""
+    from zoo.graphs import neighbors
+
+    radii = []
+    search = neighbors._all_pairs
+    monkeypatch.setattr(neighbors, "_all_pairs", lambda s, r: radii.append(r) or search(s, r))
+    bcc = Structure.from_spacegroup("Im-3m", Lattice.cubic(2.87), ["Fe"], [[0, 0, 0]])
+    open_cell = Structure(Lattice.cubic(4.5), ["Po"], [[0, 0, 0]])
+    cells = {"bcc": bcc.get_primitive_structure(), "bcc-2": bcc_conventional(),
+             "nacl": rocksalt(), "open": open_cell}  # fmt: skip
+    cells.update(zip(demo.ids[:12], demo.structures[:12], strict=True))
+    settings, searches = GraphSettings(parts=("bond", "angle")), {}
+    for name, cell in cells.items():
+        radii.clear()
+        fast = neighbor_arrays(cell, settings)
+        searches[name] = list(radii)
+        with monkeypatch.context() as full:
+            full.setattr(neighbors, "FIRST_RADIUS", 100.0)  # never below the radius
+            whole = neighbor_arrays(cell, settings)
+        assert radii[-1] == 8.0
+        for key, value in whole.items():
+            assert np.array_equal(fast[key], value), (name, key)
+    assert searches["bcc"] == searches["bcc-2"] == searches["nacl"] == [5.0]
+    assert searches["open"] == [5.0, 8.0]
+    assert sum(searches[entry] == [5.0] for entry in demo.ids[:12]) >= 6
+
+
 def test_rocksalt_edges():
     arrays = neighbor_arrays(rocksalt(5.64), GraphSettings())
     assert len(arrays["src"]) == 8 * 12

@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from zoo import keys
 
-BUILDER_VERSION = 3
+BUILDER_VERSION = 4
 """Bumped whenever the builder's output for the same input and settings changes (3: atoms
-closer than :data:`MIN_DISTANCE` are rejected)."""
+closer than :data:`MIN_DISTANCE` are rejected; 4: neighbours tied at the ``max_neighbors`` cut
+are chosen by periodic image after index, not in pymatgen's enumeration order)."""
 
 
 class GraphSettings(BaseModel):
