@@ -215,3 +215,17 @@ def test_zoo_models_lists_every_variant(capsys):
         assert f"{name}  (" in printed
         assert f"graph parts: {', '.join(entry.graph_parts)}" in printed
         assert entry.paper in printed
+
+
+def test_gaussian_expansion_is_the_formula_floored_at_exp_minus_80():
+    """CGCNN's 41 Gaussians (0..8 angstrom, step 0.2) of a few distances: the formula to
+    float32 precision; terms far from their centre are exp(-80), not subnormal or zero."""
+    from zoo.models.layers import GaussianExpansion
+
+    expansion = GaussianExpansion(0.0, 8.0, 0.2)
+    distance = torch.tensor([0.0, 1.37, 2.5, 7.99])
+    values = expansion(distance).double()
+    exact = torch.exp(-((distance.double()[:, None] - expansion.centers.double()) ** 2) / 0.04)
+    assert expansion.size == 41 and values.shape == (4, 41)
+    assert torch.allclose(values, exact.clamp(min=np.exp(-80.0)), rtol=1e-5, atol=0)
+    assert values.min() == pytest.approx(np.exp(-80.0), rel=1e-5)
