@@ -294,3 +294,31 @@ def test_chunks_report_bad_entries_and_repeated_ids_across_chunks(tmp_path, demo
         ("line-5", "invalid JSON (Expecting property name enclosed in double quotes)"),
         (demo.ids[0], "duplicate id (an earlier entry has the same id)"),
     ]
+
+
+def test_structure_from_dict_builds_the_same_structure_once(demo):
+    """The shortcut for plain dicts gives from_dict's lattice, elements and coordinates bit for
+    bit; dicts it does not cover (oxidation states, partial occupancy, site properties) go
+    through from_dict and keep what it keeps."""
+    from pymatgen.core import Structure
+
+    from tests.conftest import rocksalt
+    from zoo.readers.records import structure_from_dict
+
+    for structure in demo.structures[:20]:
+        value = structure.as_dict()
+        fast, slow = structure_from_dict(value), Structure.from_dict(value)
+        assert type(fast) is Structure and fast == slow
+        assert np.array_equal(fast.lattice.matrix, slow.lattice.matrix)
+        assert np.array_equal(fast.frac_coords, slow.frac_coords)
+        assert fast.atomic_numbers == slow.atomic_numbers
+    charged = rocksalt()
+    charged.add_oxidation_state_by_element({"Na": 1, "Cl": -1})
+    disordered = rocksalt()
+    disordered.replace_species({"Na": {"Na": 0.5, "K": 0.5}})
+    magnetic = rocksalt()
+    magnetic.add_site_property("magmom", [1.0] * len(magnetic))
+    for structure in (charged, disordered, magnetic):
+        again = structure_from_dict(structure.as_dict())
+        assert again == structure and again.site_properties == structure.site_properties
+    assert str(structure_from_dict(charged.as_dict())[0].specie) == "Na+"

@@ -189,6 +189,7 @@ def test_a_killed_screen_continues_and_a_changed_input_is_refused(models, isolat
     again = run_zoo(*command, cwd=isolated)
     assert again.returncode == 0, again.stderr
     assert "continuing: 2 chunks" in again.stdout
+    assert "9/9 [" in again.stderr  # the bar: counted in a thread, starting at the chunks done
     assert {p.name: p.stat().st_mtime_ns for p in chunks.glob("*.parquet")} | first == {
         p.name: p.stat().st_mtime_ns for p in chunks.glob("*.parquet")
     }  # the committed chunks were not redone

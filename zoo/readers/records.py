@@ -7,7 +7,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from pymatgen.core import Structure
+from pymatgen.core import Lattice, Structure
 
 from zoo.readers.cif import structure_from_cif
 from zoo.readers.jsonfiles import first_character, load_json
@@ -21,10 +21,39 @@ DEFAULT_TARGET_KEYS = {"shear": "shear_modulus_vrh", "bulk": "bulk_modulus_vrh"}
 def structure_from_value(value) -> Structure:
     """A structure from a pymatgen dict or from CIF text."""
     if isinstance(value, dict):
-        return Structure.from_dict(value)
+        return structure_from_dict(value)
     if isinstance(value, str):
         return structure_from_cif(value)
     raise ValueError(f"unsupported structure value of type {type(value).__name__}")
+
+
+def structure_from_dict(value: dict) -> Structure:
+    """``Structure.from_dict``, built once in the common case: every site one element at full
+    occupancy with fractional coordinates, no oxidation states, no site properties, no charge.
+    Then the structure is made from its lattice, elements and fractional coordinates
+    (``from_dict`` builds every site twice: 0.9 of its 1.2 ms for a cell of 37 atoms). Site
+    labels, which nothing here reads, take their default. Any other dict goes to
+    ``from_dict``."""
+    try:
+        sites = value["sites"]
+        simple = not value.get("charge") and all(
+            len(site["species"]) == 1
+            and set(site["species"][0]) == {"element", "occu"}
+            and site["species"][0]["occu"] == 1
+            and not site.get("properties")
+            and "abc" in site
+            for site in sites
+        )
+        lattice = value["lattice"]
+    except (KeyError, TypeError, AttributeError):
+        simple = False
+    if not simple:
+        return Structure.from_dict(value)
+    return Structure(
+        Lattice(lattice["matrix"], pbc=tuple(lattice.get("pbc", (True, True, True)))),
+        [site["species"][0]["element"] for site in sites],
+        [site["abc"] for site in sites],
+    )
 
 
 def record_entry(row: int, record, id_key: str, target_keys: dict[str, str], structure_key: str):
