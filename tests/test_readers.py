@@ -322,3 +322,23 @@ def test_structure_from_dict_builds_the_same_structure_once(demo):
         again = structure_from_dict(structure.as_dict())
         assert again == structure and again.site_properties == structure.site_properties
     assert str(structure_from_dict(charged.as_dict())[0].specie) == "Na+"
+
+
+def test_jsonl_count_without_parsing_equals_the_entries_read(tmp_path):
+    """A JSON-lines file counted by its lines (BOM, blank lines, a broken line, a record
+    without a structure) has as many entries as reading it yields."""
+    from tests.conftest import rocksalt
+    from zoo.readers.registry import FORMATS, count_entries, iter_entry_chunks
+
+    good = json.dumps({"mp_id": "a", "structure": rocksalt().as_dict()})
+    text = "\ufeff" + good + "\n\n  \n{broken\n" + json.dumps({"mp_id": "b"}) + "\n" + good
+    for name in ("in.jsonl", "in.jsonl.gz"):
+        path = tmp_path / name
+        if name.endswith(".gz"):
+            with gzip.open(path, "wt", encoding="utf-8") as handle:
+                handle.write(text)
+        else:
+            path.write_text(text, encoding="utf-8")
+        read = [e for chunk in iter_entry_chunks(path, 10, with_targets=False) for e in chunk]
+        assert len(read) == 4 and count_entries(path) == 4
+    assert FORMATS["records-jsonl"].count is not None

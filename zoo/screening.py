@@ -268,9 +268,11 @@ class _LocalEngine:
         self.pool, self.workers, self.files = pool, workers, files
 
     def check(self) -> None:
-        """Build the models in a worker: a bad model fails (with its own message) before the
-        output folder is touched, and the main process never loads torch."""
-        self.pool.submit(check_models, self.files).result()
+        """Build the models in the workers: a bad model fails (with its own message) before the
+        output folder is touched, the main process never loads torch, and every worker has
+        started (imports, models) before the first chunk."""
+        for started in [self.pool.submit(check_models, self.files) for _ in range(self.workers)]:
+            started.result()
 
     def results(self, work, options: ScreenOptions) -> Iterator:
         """At most 2 chunks per worker in flight; results in the order they finish."""

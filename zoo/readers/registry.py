@@ -63,6 +63,8 @@ class InputFormat:
         priority: formats are tried from the lowest (a folder with ``id_prop.csv`` is a
             CGCNN folder before it is a folder of structure files).
         describe: the data set's ``source`` text (default: the path).
+        count: ``path -> number of entries`` without parsing them, where a format can count
+            faster than it reads (default: read past every entry).
     """
 
     name: str
@@ -73,6 +75,7 @@ class InputFormat:
     open: Opener
     priority: int
     describe: Callable[[Path | None], str] | None = None
+    count: Callable[[Path], int] | None = None
 
 
 FORMATS: dict[str, InputFormat] = {}
@@ -96,13 +99,14 @@ def input_format(
     options: tuple[str, ...] = ("with_targets",),
     streams: bool = True,
     describe: Callable[[Path | None], str] | None = None,
+    count: Callable[[Path], int] | None = None,
 ):
     """Decorator: register the decorated ``open`` function as the format ``name`` (the fields
     of :class:`InputFormat`)."""
 
     def register(opener: Opener) -> Opener:
         register_format(
-            InputFormat(name, reads, options, streams, matches, opener, priority, describe)
+            InputFormat(name, reads, options, streams, matches, opener, priority, describe, count)
         )
         return opener
 
@@ -196,6 +200,9 @@ def _checked_chunks(entries: Iterator[Entry], chunk_size: int) -> Iterator[list[
 
 
 def count_entries(path: str | Path | None, **options) -> int:
-    """How many raw entries ``path`` has (read past, not parsed)."""
+    """How many raw entries ``path`` has (counted by its format, or read past, not parsed)."""
+    fmt = format_for(path)
+    if fmt.count is not None and path is not None:
+        return fmt.count(Path(path))
     _, _, entries = _open(path, ReadOptions(**options))
     return sum(1 for _ in entries)
