@@ -109,7 +109,8 @@ def _candidate_pairs(structure: Structure, settings: GraphSettings):
     limit = settings.max_neighbors
     if limit is not None and settings.radius > FIRST_RADIUS:
         pairs = _all_pairs(structure, FIRST_RADIUS)
-        inside = pairs[0][pairs[3] < FIRST_RADIUS - FIRST_RADIUS_MARGIN]
+        centers, _, _, distances = pairs
+        inside = centers[distances < FIRST_RADIUS - FIRST_RADIUS_MARGIN]
         if np.bincount(inside, minlength=len(structure)).min() >= limit:
             return pairs
     return _all_pairs(structure, settings.radius)

@@ -99,13 +99,21 @@ def _open_list(path: Path, options: ReadOptions):
     return list(target_keys), entries
 
 
+def _count_lines(path: Path) -> int:
+    """Entries of a JSON-lines file: its non-blank lines (each is one entry, readable or not),
+    counted without parsing (1 s for 80,000 records against 6 s parsed)."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        return sum(1 for line in handle if line.strip(b" \t\n\r\x0b\x0c\xef\xbb\xbf"))
+
+
 @input_format(
     "records-jsonl",
     reads="*.jsonl[.gz]: one such record per line",
     priority=50,
     matches=is_file_named(".jsonl", ".jsonl.gz"),
     options=("id_key", "target_keys", "with_targets"),
-    count=lambda path: _count_lines(path),
+    count=_count_lines,
 )
 def _open_lines(path: Path, options: ReadOptions):
     """JSON lines: one record per line, read line by line."""
@@ -126,11 +134,3 @@ def _open_lines(path: Path, options: ReadOptions):
                 yield record_entry(row, record, id_key, target_keys, "structure")
 
     return list(target_keys), entries()
-
-
-def _count_lines(path: Path) -> int:
-    """Entries of a JSON-lines file: its non-blank lines (each is one entry, readable or not),
-    counted without parsing (1 s for 80,000 records against 6 s parsed)."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as handle:
-        return sum(1 for line in handle if line.strip(b" \t\n\r\x0b\x0c\xef\xbb\xbf"))
