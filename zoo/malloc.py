@@ -4,10 +4,11 @@ By default glibc serves every allocation above 128 kB (raised on the fly up to 3
 fresh ``mmap`` and returns it to the system when freed, and trims the heap's top whenever 128 kB
 of it is free. A forward pass allocates and frees tens of tensors of (edges x features) floats
 (24 MB for a batch of 256 crystals of the angle line graph), so every layer of every batch
-page-faults its memory in again: measured here, a third of a ``cgcnn-angle-global`` forward
-pass (``bench/bench_screen.py``, docs/benchmarks.md). After :func:`keep_freed_memory` freed
-blocks stay in the heap for the next batch. Peak memory is unchanged (the same tensors live at
-the same time); the memory a process holds no longer shrinks between batches.
+page-faults its memory in again: a third of a ``cgcnn-angle-global`` forward pass in a
+one-off profile (its end-to-end effect is in docs/benchmarks.md, issue 17). After
+:func:`keep_freed_memory` freed blocks stay in the heap for the next batch. Peak memory is
+unchanged (the same tensors live at the same time); the memory a process holds no longer
+shrinks between batches.
 
 glibc only (Linux); elsewhere it does nothing. Call it in processes that run many batches
 (``zoo screen``'s workers, ``zoo predict``, training), not on import.

@@ -21,9 +21,9 @@ from zoo.graphs import usable_graphs
 MAX_BATCH_ATOMS = 4096
 """Most atoms in one batch of :meth:`Predictor.batches` (128 crystals of 32 atoms). It bounds
 the largest activations: for ``cgcnn-angle-global``, about 34 angle pairs per atom times 64
-floats per pair per tensor. Measured on 6,000 screened structures of 37 atoms
-(docs/benchmarks.md, issue 17): 8,192 atoms, 0.95 GB per worker; 4,096, 0.72 GB; 2,048, 0.58
-GB; the same speed within 5%."""
+floats per pair per tensor. Measured once by hand (peak PSS per worker of ``zoo screen`` on
+6,000 structures of 37 atoms, 2 workers): 8,192 atoms, 0.95 GB; 4,096, 0.72 GB; 2,048, 0.58
+GB; the same speed within 5%. The end-to-end effect is in docs/benchmarks.md, issue 17."""
 
 
 def predict_normalised(
