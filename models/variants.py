@@ -106,12 +106,13 @@ class CGCNNAngle(CGCNN):
         layers = zip(self.bond_convs, self.convs, strict=True)
         for layer, (bond_conv, atom_conv) in enumerate(layers):
             bond_fea = bond_conv(graph, bond_fea, angle_fea)  # (E, G)
-            gated = atom_conv.gated_edges(graph, atom_fea, bond_fea)  # (E, 2F)
+            gated = atom_conv.gated_edges(graph, atom_fea, bond_fea)  # 2 x (E, F)
             atom_fea = atom_conv.aggregate(graph, atom_fea, gated)  # (N, F)
             if after_layer is not None:
                 atom_fea = after_layer(layer, atom_fea)
             if layer < len(self.bond_updates):
-                bond_fea = F.softplus(bond_fea + self.bond_updates[layer](gated))
+                update = self.bond_updates[layer](torch.cat(gated, dim=1))  # (E, G)
+                bond_fea = F.softplus(bond_fea + update)
         return atom_fea
 
 

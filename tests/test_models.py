@@ -100,12 +100,14 @@ def textbook_gated_edges(self, graph, node_fea, edge_fea):
     """CGCNN's edge map as written in the paper: ``BN1(W [v_i, v_j, u_ij] + b)`` on the
     concatenation, one edge at a time (no split matrix product, no folded batch norm)."""
     src, dst = graph.edges(etype=self.relation)
-    return self.bn1(self.fc_full(torch.cat([node_fea[dst], node_fea[src], edge_fea], dim=1)))
+    linear = self.bn1(self.fc_full(torch.cat([node_fea[dst], node_fea[src], edge_fea], dim=1)))
+    return linear.chunk(2, dim=1)
 
 
 def test_inference_path_is_the_textbook_function(variant, demo, monkeypatch):
-    """In eval mode without gradients the convolutions fold bn1 into the linear map and gate
-    in place; the outputs are those of the textbook form (with gradients on)."""
+    """In eval mode without gradients the convolutions fold bn1 into the linear map, build
+    the gate and core halves apart and gate in place; the outputs are those of the textbook
+    form (with gradients on)."""
     name, model = variant
     structures = [rocksalt(), *demo.structures[:6]]
     fast = predict(name, model, structures)
@@ -113,6 +115,31 @@ def test_inference_path_is_the_textbook_function(variant, demo, monkeypatch):
     reference = predict(name, model, structures, grad=True)
     assert reference.requires_grad
     assert torch.allclose(fast, reference.detach(), atol=1e-5)
+
+
+def test_training_path_is_the_textbook_function(variant, demo):
+    """In training mode (batch statistics, gradients) every convolution's gate and core are
+    the textbook form's, values and gradients alike."""
+    name, model = variant
+    structures = [rocksalt(), *demo.structures[:6]]
+    ids = [str(i) for i in range(len(structures))]
+    store, _ = build_store(ids, structures, settings_for(name), cache_dir=False, progress=False)
+    graph = store.batch(range(len(structures)))
+    model.train()
+    convolutions = [m for m in model.modules() if isinstance(m, ConvLayer)]
+    for conv in convolutions:
+        torch.manual_seed(3)
+        node_fea = torch.randn(graph.num_nodes(conv.relation[0]), conv.atom_fea_len)
+        node_fea.requires_grad_()
+        edge_width = conv.fc_full.in_features - 2 * conv.atom_fea_len
+        edge_fea = torch.randn(graph.num_edges(conv.relation), edge_width)
+        fast = torch.cat(conv.gated_edges(graph, node_fea, edge_fea), dim=1)
+        (fast_grad,) = torch.autograd.grad(fast.square().sum(), node_fea)
+        textbook = torch.cat(textbook_gated_edges(conv, graph, node_fea, edge_fea), dim=1)
+        (textbook_grad,) = torch.autograd.grad(textbook.square().sum(), node_fea)
+        assert torch.allclose(fast, textbook, atol=1e-5)
+        assert torch.allclose(fast_grad, textbook_grad, rtol=1e-4, atol=1e-4)
+    assert convolutions
 
 
 def rotation(seed=1):
