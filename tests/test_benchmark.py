@@ -206,6 +206,11 @@ def test_tuning_per_fold_sees_only_the_folds_training_entries(tiny, isolated):
 
     done = benchmark(tiny, isolated, "--folds", "0", "--tune-trials", "2", "--name", "tuned")
     assert done.returncode == 0, done.stderr[-2000:]
+    # one fold has no spread over folds: null in strict JSON, "-" in the table, never NaN
+    summary_text = (isolated / "runs" / "benchmark" / "tuned" / "summary.json").read_text()
+    summary = json.loads(summary_text, parse_constant=lambda name: pytest.fail(name))
+    assert summary["shear"]["over_folds"]["mae_log10"]["std"] is None
+    assert "| shear | mean ± std | |" in done.stdout and "nan" not in done.stdout
     folder = isolated / "runs" / "benchmark" / "tuned" / "fold0"
     study = optuna.load_study(
         study_name="tuned-fold0-shear-bulk",

@@ -96,7 +96,7 @@ def summarise(combined: pd.DataFrame, per_model: pd.DataFrame, minutes: dict) ->
                 "mean": float(np.mean([f[name] for f in folds.values()])),
                 "std": float(np.std([f[name] for f in folds.values()], ddof=1))
                 if len(folds) > 1
-                else float("nan"),
+                else None,  # one fold has no spread (null in summary.json, "-" in tables)
                 "min": float(min(f[name] for f in folds.values())),
                 "max": float(max(f[name] for f in folds.values())),
             }
@@ -196,9 +196,10 @@ def text_tables(spec, summary: dict, comparison: pd.DataFrame) -> str:
                 f"{s['r2_gpa']:.3f} |"
             )
         o = part["over_folds"]
+        std = o["mae_log10"]["std"]
         lines.append(
             f"| {target} | mean ± std | | {o['mae_log10']['mean']:.4f} ± "
-            f"{o['mae_log10']['std']:.4f} | {o['rmse_log10']['mean']:.4f} | "
+            f"{'-' if std is None else f'{std:.4f}'} | {o['rmse_log10']['mean']:.4f} | "
             f"{o['max_error_log10']['mean']:.3f} | {o['mae_gpa']['mean']:.2f} | "
             f"{o['r2_gpa']['mean']:.3f} |"
         )
@@ -301,7 +302,7 @@ def close_parents(parents: dict, summary: dict, artifacts: list[Path]) -> None:
                 metrics[f"test_{target}_{name}_std"] = stats["std"]
             metrics[f"test_{target}_pooled_mae_log10"] = summary[target]["pooled"]["mae_log10"]
         for key, value in metrics.items():
-            if np.isfinite(value):
+            if value is not None and np.isfinite(value):
                 client.log_metric(run_id, key, value)
         for path in artifacts:
             client.log_artifact(run_id, str(path))
