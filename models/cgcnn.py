@@ -60,6 +60,14 @@ class CGCNNConfig(BaseModel):
     )
 
 
+def edge_sums(
+    center: torch.Tensor, neighbor: torch.Tensor, senders: torch.Tensor, receivers: torch.Tensor
+) -> torch.Tensor:
+    """``center[i] + neighbor[j]`` for every edge ``j -> i``: ``(n_edges, W)`` from two
+    ``(n_nodes, W)`` node terms and the edges' ``(n_edges,)`` senders and receivers."""
+    return center.index_select(0, receivers).add_(neighbor.index_select(0, senders))
+
+
 class ConvLayer(nn.Module):
     """CGCNN gated convolution on one relation whose source and destination node types agree:
     (atom, bond, atom) in CGCNN, (bond, angle, bond) on the line graph of ``cgcnn-angle``.
@@ -112,13 +120,13 @@ class ConvLayer(nn.Module):
             center = node_fea @ center_weight.T  # (n, 2F), term of the receiving node i
             neighbor = node_fea @ neighbor_weight.T  # (n, 2F), term of the sender j
             edge = torch.addmm(bias, edge_fea, edge_weight.T)  # (e, 2F)
-            linear = center.index_select(0, receivers).add_(neighbor.index_select(0, senders))
+            linear = edge_sums(center, neighbor, senders, receivers)
             return self.bn1(linear + edge).chunk(2, dim=1)
         halves = []
         for rows in (slice(0, self.atom_fea_len), slice(self.atom_fea_len, None)):
             center = torch.addmm(bias[rows], node_fea, center_weight[rows].T)  # (n, F)
             neighbor = node_fea @ neighbor_weight[rows].T  # (n, F)
-            half = center.index_select(0, receivers).add_(neighbor.index_select(0, senders))
+            half = edge_sums(center, neighbor, senders, receivers)
             halves.append(half.addmm_(edge_fea, edge_weight[rows].T))  # (e, F)
         return halves[0], halves[1]
 
