@@ -319,6 +319,29 @@ def test_first_use_of_a_fresh_store_by_several_processes():
 # ---- killed studies, shared storages ----------------------------------------------------------
 
 
+def test_a_worker_waiting_on_another_workers_trial_stops_soon_after_it_ends(monkeypatch):
+    # With every trial handed out, a worker waits for the others' running trials (to take one
+    # back if its worker dies). It used to look once per heartbeat (60 s), so `zoo tune --jobs 2`
+    # idled up to a minute after the study had finished. The clock is faked: the other trial
+    # ends during the first wait, and the worker must leave at the next look.
+    from zoo.tuning import study as study_module
+
+    spec = StudySpec(trials=1, pruner="none")
+    _, study = study_module.open_study(spec)
+    other = study.ask()  # running in "another worker"
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        if len(slept) == 1:
+            study.tell(other, 0.5)
+        assert len(slept) < 5, f"still waiting after {slept}"
+
+    monkeypatch.setattr(study_module.time, "sleep", sleep)
+    assert study_module._others_left_work(study, spec) is False
+    assert sum(slept) <= study_module.POLL_SECONDS < spec.heartbeat
+
+
 def tune_command(*extra: str) -> list[str]:
     return [sys.executable, "-m", "zoo.cli", "tune", "--pruner", "none", *extra]
 

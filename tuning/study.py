@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,6 +48,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PARENT_ATTR = "zoo.mlflow_parent_run_id"
 RUN_ID_ATTR = "zoo.mlflow_run_id"
 MAX_FAILURES = 5
+POLL_SECONDS = 2.0
+"""How often a worker with no trial left to start looks whether the others' trials ended."""
 """A worker gives up after this many failed trials in a row (a broken setting, not bad luck)."""
 
 
@@ -249,18 +252,25 @@ def work(
 
 
 def _others_left_work(study: optuna.Study, spec: StudySpec) -> bool:
-    """The study holds its trials, but some are still running in other workers: wait one
-    heartbeat and look again. True as soon as a trial is free to run (a killed worker's trial,
-    taken back through its stopped heartbeat or, on this host, its gone owner, and queued to
-    continue); False when every trial has finished. A worker that finished its own trials so
-    stays to take over one that another machine's worker can no longer finish."""
+    """The study holds its trials, but some are still running in other workers: look again every
+    ``POLL_SECONDS`` (so the worker, and ``zoo tune --jobs``, ends within seconds of the last
+    trial) and, once per heartbeat, take back stale trials. True as soon as a trial is free to
+    run (a killed worker's trial, taken back through its stopped heartbeat or, on this host, its
+    gone owner, and queued to continue); False when every trial has finished. A worker that
+    finished its own trials so stays to take over one that another machine's worker can no
+    longer finish."""
+    last_stale_check = time.monotonic()
     while committed_trials(study) >= spec.trials:
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if finished_trials(study) >= spec.trials or not running:
             return False
-        time.sleep(max(1.0, spec.heartbeat))
-        optuna.storages.fail_stale_trials(study)  # the heartbeat: requeues through its callback
-        take_back_interrupted(study)
+        time.sleep(min(POLL_SECONDS, max(1.0, spec.heartbeat)))
+        if time.monotonic() - last_stale_check >= spec.heartbeat:
+            last_stale_check = time.monotonic()
+            with warnings.catch_warnings():  # flagged experimental since Optuna 2.9
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # requeues through its callback
+            take_back_interrupted(study)
     return True
 
 
