@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -38,37 +36,10 @@ def zoo_ui(isolated):
     """Call ``zoo_ui(seconds)`` once the runs exist: starts ``zoo ui`` on a free loopback port
     over the test folder's store, waits up to ``seconds`` for ``/health`` to answer 200 and
     returns the base URL. The server is stopped at teardown."""
-    servers = []
+    from tests.servers import zoo_ui_server
 
-    def start(seconds: float) -> str:
-        from tests.servers import free_port
-
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)],
-            cwd=isolated,
-            env={**os.environ, "DGLBACKEND": "pytorch"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        servers.append(server)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + seconds
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return base
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.5)
-
-    yield start
-    for server in servers:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    with ExitStack() as servers:
+        yield lambda seconds: servers.enter_context(zoo_ui_server(isolated, seconds))
 
 
 @pytest.fixture(scope="session")

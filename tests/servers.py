@@ -1,13 +1,14 @@
 """Real servers for the tests that need them, started on 127.0.0.1 in a temporary folder and
 stopped afterwards: a PostgreSQL cluster (Debian's ``postgresql`` package, an unprivileged
-cluster made with ``initdb``; as root the cluster runs as the ``postgres`` user) and an MLflow
-tracking server backed by it."""
+cluster made with ``initdb``; as root the cluster runs as the ``postgres`` user) an MLflow
+tracking server backed by it, and ``zoo ui`` over a folder's store."""
 
 from __future__ import annotations
 
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -114,3 +115,34 @@ def mlflow_server(command: list[str], artifacts: Path, seconds: float = 90):
         os.killpg(server.pid, 15)
         server.wait(timeout=30)
         log.close()
+
+
+@contextmanager
+def zoo_ui_server(folder: Path, seconds: float):
+    """``zoo ui`` over ``folder``'s store on a free loopback port: yields the base URL once
+    ``/health`` answers 200 (waiting up to ``seconds``); stopped on exit."""
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)],
+        cwd=folder,
+        env={**os.environ, "DGLBACKEND": "pytorch"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + seconds
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.5)
+        yield base
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -21,11 +22,33 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(scope="module")
+def served_study(tmp_path_factory):
+    """A finished 3-trial study with a registered champion, and ``zoo ui`` serving it: made
+    once for the module, whose tests only read it. Yields (its folder, the UI's URL)."""
+    from tests.servers import zoo_ui_server
+
+    folder = tmp_path_factory.mktemp("served-study")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)
+        patch.setenv("ZOO_CACHE_DIR", str(folder / "graph-cache"))
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        assert main(["tune", "--trials", "3", "--epochs", "3", "--final"]) == 0
+    with zoo_ui_server(folder, 120) as base:
+        yield folder, base
+
+
 @pytest.fixture
-def ui(zoo_ui):
-    """A finished 3-trial study with a registered champion, and ``zoo ui`` serving it."""
-    assert main(["tune", "--trials", "3", "--epochs", "3", "--final"]) == 0
-    return zoo_ui(120)
+def study(served_study, monkeypatch) -> Path:
+    """The served study's folder, as the test's working folder (screenshots are kept there)."""
+    monkeypatch.chdir(served_study[0])
+    return served_study[0]
+
+
+@pytest.fixture
+def ui(served_study, study) -> str:
+    """The UI's URL; the test runs in the study's folder."""
+    return served_study[1]
 
 
 @pytest.fixture
@@ -55,7 +78,7 @@ def wait_for_text(driver, texts: list[str], seconds: float = 60) -> str:
     return WebDriverWait(driver, seconds, poll_frequency=0.5).until(seen)
 
 
-def test_trial_runs_with_metrics_and_the_champion_alias_are_visible(ui, browser, isolated):
+def test_trial_runs_with_metrics_and_the_champion_alias_are_visible(ui, browser, study):
     from mlflow import MlflowClient
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -84,7 +107,7 @@ def test_trial_runs_with_metrics_and_the_champion_alias_are_visible(ui, browser,
     ).click()
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     body = wait_for_text(browser, ["objective_val_mae_log10"])
-    browser.save_screenshot(str(isolated / "runs.png"))
+    browser.save_screenshot(str(study / "runs.png"))
     trials = client.search_runs(
         [experiment.experiment_id], "tags.`optuna.state` = 'COMPLETE'", max_results=10
     )
@@ -97,11 +120,11 @@ def test_trial_runs_with_metrics_and_the_champion_alias_are_visible(ui, browser,
     # the registered model page shows version 1 with the champion alias
     browser.get(f"{ui}/#/models/cgcnn-shear")
     body = wait_for_text(browser, ["cgcnn-shear", "champion"])
-    browser.save_screenshot(str(isolated / "model.png"))
+    browser.save_screenshot(str(study / "model.png"))
     assert "Version 1" in body or "v1" in body
 
 
-def test_a_run_page_shows_its_name_description_and_headline_metrics(ui, browser, isolated):
+def test_a_run_page_shows_its_name_description_and_headline_metrics(ui, browser, study):
     from mlflow import MlflowClient
 
     from zoo import tracking
@@ -112,25 +135,25 @@ def test_a_run_page_shows_its_name_description_and_headline_metrics(ui, browser,
     browser.get(f"{ui}/#/experiments/{experiment.experiment_id}/runs/{final.info.run_id}")
     value = final.data.metrics["test_mae_log10"]
     body = wait_for_text(browser, ["cgcnn shear", "Kept epoch", "test_mae_log10"])
-    browser.save_screenshot(str(isolated / "run.png"))
+    browser.save_screenshot(str(study / "run.png"))
     assert final.info.run_name.startswith("final-trial-") and " · seed 0" in final.info.run_name
     assert final.info.run_name in body
     assert f"{value:.4f}"[:5] in body  # the headline number, as MLflow rounds it
 
 
-def test_the_study_plots_render_offline(ui, browser, isolated):
+def test_the_study_plots_render_offline(ui, browser, study):
     """Optuna's HTML plots carry plotly.js inside the file: they draw from a file:// URL with
     no network (no script is loaded from elsewhere), and name the objective with its unit."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    (page,) = (isolated / "mlruns").rglob("study/optimization_history.html")
+    (page,) = (study / "mlruns").rglob("study/optimization_history.html")
     html = page.read_text()
     assert not re.search(r"<script[^>]*\ssrc=", html)  # every script is inside the file
     assert len(html) > 1_000_000  # plotly.js itself
     browser.get(page.as_uri())
     WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg.main-svg"))
     labels = " ".join(e.text for e in browser.find_elements(By.CSS_SELECTOR, "text"))
-    browser.save_screenshot(str(isolated / "optimization_history.png"))
+    browser.save_screenshot(str(study / "optimization_history.png"))
     assert "validation MAE (log10 GPa)" in labels
     assert browser.execute_script("return typeof window.Plotly") == "object"
