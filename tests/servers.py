@@ -82,6 +82,20 @@ def _set(args: list[str], flag: str, value: str) -> list[str]:
     return args
 
 
+def wait_for_health(url: str, server: subprocess.Popen, seconds: float) -> None:
+    """Return once ``url/health`` answers 200; raise when ``seconds`` pass or the server exits."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:
+            if time.time() > deadline or server.poll() is not None:
+                raise RuntimeError(f"no server answered at {url} within {seconds} s") from None
+            time.sleep(0.5)
+
+
 @contextmanager
 def mlflow_server(command: list[str], artifacts: Path, seconds: float = 90):
     """``command`` (``mlflow server ...``, as the README writes it) with its artifact folder,
@@ -100,19 +114,10 @@ def mlflow_server(command: list[str], artifacts: Path, seconds: float = 90):
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + seconds
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise RuntimeError(f"mlflow server did not answer at {url}") from None
-                time.sleep(0.5)
+        wait_for_health(url, server, seconds)
         yield url
     finally:
-        os.killpg(server.pid, 15)
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
         log.close()
 
@@ -130,18 +135,9 @@ def zoo_ui_server(folder: Path, seconds: float):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + seconds
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.5)
+        wait_for_health(base, server, seconds)
         yield base
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,18 +18,13 @@ import mlflow
 import pytest
 
 from tests.conftest import rocksalt
+from tests.servers import free_port
 from zoo import tracking
 from zoo.config import load_config
 from zoo.serving import MAX_STRUCTURES_PER_CALL, log_pyfunc, register
 from zoo.training import train
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def ask(base: str, rows: list[list[str]]) -> tuple[int, str]:
