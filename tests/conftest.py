@@ -27,7 +27,10 @@ def isolated(tmp_path, monkeypatch):
     """Every test runs in its own folder with its own graph cache and MLflow store."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "graph-cache"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # set, then removed: so the teardown restores the value from before the test even when the
+    # test's mlflow.set_tracking_uri (which also sets the variable) added it
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
     return tmp_path
 
 

@@ -124,13 +124,15 @@ def mlflow_server(command: list[str], artifacts: Path, seconds: float = 90):
 
 @contextmanager
 def zoo_ui_server(folder: Path, seconds: float):
-    """``zoo ui`` over ``folder``'s store on a free loopback port: yields the base URL once
-    ``/health`` answers 200 (waiting up to ``seconds``); stopped on exit."""
+    """``zoo ui`` over ``folder``'s store (``folder/mlruns``, whatever ``$MLFLOW_TRACKING_URI``
+    an earlier ``mlflow.set_tracking_uri`` in this process left) on a free loopback port: yields
+    the base URL once ``/health`` answers 200 (waiting up to ``seconds``); stopped on exit."""
     port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     server = subprocess.Popen(
         [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)],
         cwd=folder,
-        env={**os.environ, "DGLBACKEND": "pytorch"},
+        env={**env, "DGLBACKEND": "pytorch"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
