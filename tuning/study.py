@@ -48,9 +48,9 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 PARENT_ATTR = "zoo.mlflow_parent_run_id"
 RUN_ID_ATTR = "zoo.mlflow_run_id"
 MAX_FAILURES = 5
+"""A worker gives up after this many failed trials in a row (a broken setting, not bad luck)."""
 POLL_SECONDS = 2.0
 """How often a worker with no trial left to start looks whether the others' trials ended."""
-"""A worker gives up after this many failed trials in a row (a broken setting, not bad luck)."""
 
 
 def make_pruner(name: str, epochs: int) -> optuna.pruners.BasePruner:
