@@ -1,6 +1,6 @@
 """Real servers for the tests that need them, started on 127.0.0.1 in a temporary folder and
 stopped afterwards: a PostgreSQL cluster (Debian's ``postgresql`` package, an unprivileged
-cluster made with ``initdb``; as root the cluster runs as the ``postgres`` user) an MLflow
+cluster made with ``initdb``; as root the cluster runs as the ``postgres`` user), an MLflow
 tracking server backed by it, and ``zoo ui`` over a folder's store."""
 
 from __future__ import annotations
@@ -97,6 +97,24 @@ def wait_for_health(url: str, server: subprocess.Popen, seconds: float) -> None:
 
 
 @contextmanager
+def serving(
+    command: list[str], port: int, seconds: float, env: dict, stderr, cwd: Path | None = None
+):
+    """``command`` in its own session (in ``cwd``, with ``env``, its output to ``stderr``),
+    serving on 127.0.0.1:``port``: yields its URL once ``/health`` answers 200 (waiting up to
+    ``seconds``); its process group is stopped on exit."""
+    server = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                              stderr=stderr, start_new_session=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, server, seconds)
+        yield url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@contextmanager
 def mlflow_server(command: list[str], artifacts: Path, seconds: float = 90):
     """``command`` (``mlflow server ...``, as the README writes it) with its artifact folder,
     host and port made ``artifacts``, 127.0.0.1 and a free port; yields its URL once
@@ -105,21 +123,12 @@ def mlflow_server(command: list[str], artifacts: Path, seconds: float = 90):
     bin_dir = Path(sys.executable).parent
     command = _set(_set(command, "--artifacts-destination", str(artifacts)), "--host", "127.0.0.1")
     command = _set(command, "--port", str(port))
-    log = open(artifacts.parent / "mlflow-server.log", "w")  # noqa: SIM115 (open while it runs)
-    server = subprocess.Popen(
-        [str(bin_dir / "mlflow"), *command[1:]],
-        stdout=subprocess.DEVNULL, stderr=log,
-        env={**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"},
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(url, server, seconds)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    with (
+        open(artifacts.parent / "mlflow-server.log", "w") as log,
+        serving([str(bin_dir / "mlflow"), *command[1:]], port, seconds, env, log) as url,
+    ):  # fmt: skip
         yield url
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
-        log.close()
 
 
 @contextmanager
@@ -129,18 +138,7 @@ def zoo_ui_server(folder: Path, seconds: float):
     the base URL once ``/health`` answers 200 (waiting up to ``seconds``); stopped on exit."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)],
-        cwd=folder,
-        env={**env, "DGLBACKEND": "pytorch"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(base, server, seconds)
-        yield base
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+    env["DGLBACKEND"] = "pytorch"
+    command = [sys.executable, "-m", "zoo.cli", "ui", "--port", str(port)]
+    with serving(command, port, seconds, env, subprocess.DEVNULL, cwd=folder) as url:
+        yield url
