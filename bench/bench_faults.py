@@ -95,7 +95,7 @@ def train_phase(folder: Path) -> str:
         return "before the folder"
     if not (folder / "last.pt").exists():
         return "before the first checkpoint"
-    checkpoint = torch.load(folder / "last.pt", map_location="cpu", weights_only=False)
+    checkpoint = torch.load(folder / "last.pt", map_location="cpu", weights_only=True)
     if not checkpoint["complete"]:
         return "training"
     if json.loads((folder / "run.json").read_text())["status"] == "FINISHED":

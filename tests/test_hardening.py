@@ -158,7 +158,7 @@ def test_overlapping_atoms_are_bad_input_naming_both_sites(isolated, bundle_path
     )
     table = pd.read_csv("p.csv", keep_default_na=False).set_index("id")
     assert table.loc["nacl", "error"] == "" and table.loc["close", "shear_gpa"] == ""
-    assert "closer than 0.5 angstrom" in table.loc["close", "error"]
+    assert "of their covalent radii (at least 0.5)" in table.loc["close", "error"]
     # training with --skip-bad leaves it out and reports it
     records = [
         {"mp_id": f"mp-{i}", "structure": s.as_dict(), "shear_modulus_vrh": 10.0 + i}

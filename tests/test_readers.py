@@ -296,14 +296,14 @@ def test_chunks_report_bad_entries_and_repeated_ids_across_chunks(tmp_path, demo
     ]
 
 
-def test_structure_from_dict_builds_the_same_structure_once(demo):
-    """The shortcut for plain dicts gives from_dict's lattice, elements and coordinates bit for
-    bit; dicts it does not cover (oxidation states, partial occupancy, site properties) go
-    through from_dict and keep what it keeps."""
+def test_structure_from_dict_builds_from_dicts_structure_bit_for_bit(demo):
+    """The strict dict reader (never ``from_dict``) gives from_dict's lattice, elements and
+    coordinates bit for bit, keeps oxidation states, partial occupancies and plain site
+    properties."""
     from pymatgen.core import Structure
 
     from tests.conftest import rocksalt
-    from zoo.readers.records import structure_from_dict
+    from zoo.readers.structures import structure_from_dict
 
     for structure in demo.structures[:20]:
         value = structure.as_dict()

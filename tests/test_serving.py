@@ -10,7 +10,7 @@ from pymatgen.core import Lattice, Structure
 
 from zoo.config import load_config
 from zoo.resolve import resolve_model
-from zoo.serving import predict_table
+from zoo.serving import RequestBounds, RequestRefused, predict_table
 from zoo.training import train
 
 
@@ -74,7 +74,7 @@ def test_bad_rows_get_a_reason_and_the_rest_is_predicted(multitask_bundle, demo)
     assert out.loc[[0, 4], "bulk_gpa"].notna().all()
     assert "cannot read structure" in out.loc[1, "error"]
     assert "disordered" in out.loc[2, "error"]
-    assert "file paths are not accepted" in out.loc[3, "error"]
+    assert "file paths are not read" in out.loc[3, "error"]
     assert out.loc[[1, 2, 3], "shear_gpa"].isna().all()
 
 
@@ -86,7 +86,7 @@ def test_paths_are_read_only_when_allowed_and_never_tell_existing_from_missing(
     table = pd.DataFrame({"structure": [str(real), str(tmp_path / "missing.cif")]})
     refused = predict_table(multitask_bundle, table)
     assert refused["error"].iloc[0] == refused["error"].iloc[1]  # the same words for both
-    assert "file paths are not accepted" in refused["error"].iloc[0]
+    assert "file paths are not read" in refused["error"].iloc[0]
     allowed = predict_table(multitask_bundle, table, allow_paths=True)
     assert allowed["error"].iloc[0] == "" and "not a structure file" in allowed["error"].iloc[1]
 
@@ -94,11 +94,15 @@ def test_paths_are_read_only_when_allowed_and_never_tell_existing_from_missing(
 def test_served_bounds_refuse_a_large_request_and_name_a_large_structure(multitask_bundle, demo):
     big = demo.structures[0] * (2, 2, 2)
     table = pd.DataFrame({"structure": [demo.structures[0].as_dict(), big.as_dict()]})
-    out = predict_table(multitask_bundle, table, max_atoms=len(big) - 1)
+    bounds = RequestBounds(structures=2, sites=len(big) - 1)
+    out = predict_table(multitask_bundle, table, bounds=bounds)
     assert out["error"].iloc[0] == ""
-    assert f"{len(big)} sites; this model takes at most {len(big) - 1}" in out["error"].iloc[1]
-    with pytest.raises(ValueError, match="3 structures in one call; .* at most 2"):
-        predict_table(multitask_bundle, pd.concat([table, table.iloc[:1]]), max_structures=2)
+    assert f"{len(big)} sites; at most {len(big) - 1} are taken here" in out["error"].iloc[1]
+    with pytest.raises(RequestRefused, match="3 structures in one request; at most 2"):
+        predict_table(multitask_bundle, pd.concat([table, table.iloc[:1]]), bounds=bounds)
+    few = RequestBounds(total_sites=len(big))  # the first two rows fit, the third does not
+    with pytest.raises(RequestRefused, match=f"{len(big) + 2 * len(demo.structures[0])} sites in"):
+        predict_table(multitask_bundle, pd.concat([table, table.iloc[:1]]), bounds=few)
 
 
 def test_input_without_structure_column_or_with_repeated_ids_is_an_error(multitask_bundle):

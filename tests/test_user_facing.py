@@ -58,12 +58,14 @@ def test_load_model_predicts_a_structure_atoms_paths_and_lists(bundle, isolated)
     (isolated / "cu.cif").write_text(SLIGHTLY_OFF_CIF)
     molecule = ase_bulk("Cu", "fcc", a=3.61)
     molecule.pbc = False
-    table = model.predict([rocksalt(), "cu.cif", "missing.cif", molecule])
+    table = model.predict([rocksalt(), "cu.cif", "missing.cif", molecule], allow_paths=True)
     assert list(table["id"]) == ["0", "cu.cif", "missing.cif", "3"]
     assert table.loc[1, "shear_gpa"] == pytest.approx(one["shear_gpa"], rel=1e-4)
     assert "not a structure" in table.loc[2, "error"] and np.isnan(table.loc[2, "shear_gpa"])
     assert "not periodic" in table.loc[3, "error"]
-    folder = model.predict(isolated)  # a folder: every structure file in it
+    refused = model.predict(["cu.cif"])  # a path is read only when the caller allows it
+    assert "file paths are not read" in refused.loc[0, "error"]
+    folder = model.predict_path(isolated)  # a folder: every structure file in it
     assert list(folder["id"]) == ["cu"]
 
     info = model.info()

@@ -176,13 +176,11 @@ class Objective:
 
     def _replay(self, trial: optuna.Trial, folder: Path) -> None:
         """Report the epochs a continued trial already ran, so the pruner sees them."""
-        import torch
+        from zoo.training import read_checkpoint
 
-        from zoo.run_folder import CHECKPOINT
-
-        if not (folder / CHECKPOINT).exists():
+        checkpoint = read_checkpoint(folder)
+        if checkpoint is None:
             return
-        checkpoint = torch.load(folder / CHECKPOINT, map_location="cpu", weights_only=False)
         for row in checkpoint["history"]:
             trial.report(row[names.score("val")], row["epoch"])
 

@@ -18,6 +18,21 @@ TARGETS = {
 
 UNITS = "GPa"
 
+MIN_CONTACT_FRACTION = 0.5
+"""The closest two atoms of a structure may be no nearer than this fraction of the sum of
+their covalent radii (ASE's table, Cordero et al. 2008). Evidence
+(``bench/bench_close_contacts.py``, docs/benchmarks.md): over every structure in ``../shared/data``
+the smallest such ratio is well above it; a cell squeezed to a fraction of its size (Na in a
+1.5 angstrom cube: 0.45) falls below it."""
+MIN_VOLUME_PER_ATOM = 1.0
+"""Cubic angstrom; no real crystal comes near it (diamond: 5.7; the smallest in
+``../shared/data``: 4.45). Checked before the contact search, which a denser cell would
+flood."""
+MAX_VOLUME_PER_ATOM = 1000.0
+"""Cubic angstrom: atoms 10 angstrom apart on average are no crystal (the largest in
+``../shared/data``: docs/benchmarks.md). Checked before the contact search, whose bins a cell
+of thousands of angstrom would not fit in memory."""
+
 
 @dataclass
 class Dataset:
@@ -105,7 +120,47 @@ def check_structure(entry: str, structure: Structure) -> Structure:
         raise BadInputError(
             entry, f"disordered or partially occupied site ({site.species}); order it first"
         )
+    _check_geometry(entry, structure)
     return structure
+
+
+def _check_geometry(entry: str, structure: Structure) -> None:
+    """Refuse a cell denser than :data:`MIN_VOLUME_PER_ATOM` or two atoms closer than
+    :data:`MIN_CONTACT_FRACTION` of their covalent radii: no real crystal, and a model asked
+    about one answers a number without meaning (Na in a 0.55 angstrom cube: 1e8 GPa)."""
+    per_atom = structure.volume / len(structure)
+    if not MIN_VOLUME_PER_ATOM <= per_atom <= MAX_VOLUME_PER_ATOM:
+        raise BadInputError(
+            entry, f"{per_atom:.3g} cubic angstrom per atom is no real crystal (from "
+            f"{MIN_VOLUME_PER_ATOM:g} to {MAX_VOLUME_PER_ATOM:g})"
+        )  # fmt: skip
+    contact = closest_contact(structure, MIN_CONTACT_FRACTION)
+    if contact is not None:
+        ratio, i, j, distance = contact
+        raise BadInputError(
+            entry, f"sites {i} ({structure[i].specie}) and {j} ({structure[j].specie}) are "
+            f"{distance:.3f} angstrom apart, {ratio:.2f} of their covalent radii "
+            f"(at least {MIN_CONTACT_FRACTION:g}): no real crystal"
+        )  # fmt: skip
+
+
+def closest_contact(structure: Structure, below: float) -> tuple[float, int, int, float] | None:
+    """The pair of sites (periodic images included) with the smallest distance / (r_i + r_j)
+    under ``below``, as ``(ratio, i, j, distance in angstrom)``; None when no pair is that
+    close. Covalent radii from ASE (Cordero et al. 2008); the search reaches ``below`` times
+    the largest radius sum of the structure, so it costs little for small ``below``."""
+    from ase.data import covalent_radii
+
+    radii = np.array([covalent_radii[element_of(s.species.elements[0]).Z] for s in structure])
+    reach = below * 2.0 * float(radii.max())
+    centres, neighbours, _, distances = structure.get_neighbor_list(reach)
+    if len(distances) == 0:
+        return None
+    ratios = distances / (radii[centres] + radii[neighbours])
+    k = int(np.argmin(ratios))
+    if ratios[k] >= below:
+        return None
+    return float(ratios[k]), int(centres[k]), int(neighbours[k]), float(distances[k])
 
 
 def element_of(species):

@@ -5,9 +5,10 @@
     import zoo
     model = zoo.load_model("models:/cgcnn-shear@champion")   # or a *.zoo.pt path, runs:/...
     model = zoo.load_model("zoo-elastic-mp2024")             # a shipped pretrained model
-    model.predict(structure)          # a dict for one pymatgen Structure or ASE Atoms
-    model.predict([s1, s2, "x.cif"])  # a DataFrame, one row per input
-    model.predict("structures/")      # a DataFrame, one row per entry of a file or folder
+    model.predict(structure)          # a dict for one Structure, Atoms, dict or CIF text
+    model.predict([s1, s2, cif_text]) # a DataFrame, one row per input
+    model.predict_path("structures/") # a DataFrame, one row per entry of a file or folder
+    model.predict(["a.cif", "b.vasp"], allow_paths=True)   # paths, only when asked for
     model.targets, model.graph_settings, model.info()
 
 Every row has each target in GPa (``shear_gpa``) and log10 GPa (``shear_log10``) and
@@ -18,11 +19,13 @@ predict through this same object.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 
 from zoo import names
+from zoo.readers.structures import parse_structure
 from zoo.resolve import predictor_for, registry_version, resolve_model
 
 
@@ -44,16 +47,21 @@ class LoadedModel:
         self.graph_settings = self.predictor.graph_settings
         self.columns = list(self.predictor.columns)
 
-    def predict(self, x, *, progress: bool = False):
-        """Moduli for ``x``: a Structure or Atoms (a dict), a path of a structure file, folder or
-        data set, or a list of any of these (a DataFrame, one row per structure in order)."""
-        if _is_structure(x):
-            return self.predict([x]).iloc[0].to_dict()
-        if isinstance(x, str | Path):
-            return self.predict_path(x, progress=progress)
+    def predict(self, x, *, allow_paths: bool = False, progress: bool = False):
+        """Moduli for ``x``: one structure (a dict of columns back) or a list of them (a
+        DataFrame, one row each in order). A structure is what
+        :func:`~zoo.readers.structures.parse_structure` takes: a ``Structure``, ASE ``Atoms``,
+        a structure dict, CIF or POSCAR text; a file path only with ``allow_paths=True`` (a
+        folder or data set: :meth:`predict_path`). Code that passes on data from elsewhere
+        leaves ``allow_paths`` off, so that data never makes it read a file."""
+        if _is_one_structure(x):
+            return self.predict([x], allow_paths=allow_paths).iloc[0].to_dict()
         items = list(x)
-        ids = [str(v) if isinstance(v, str | Path) else str(n) for n, v in enumerate(items)]
-        loaders = [lambda v=item: _as_structure(v) for item in items]
+        ids = [str(v) if isinstance(v, Path) else str(n) for n, v in enumerate(items)]
+        if allow_paths:
+            ids = [str(v) if isinstance(v, str | Path) and "\n" not in str(v) else i
+                   for v, i in zip(items, ids, strict=True)]  # fmt: skip
+        loaders = [partial(parse_structure, item, allow_paths=allow_paths) for item in items]
         return self.predict_entries(ids, loaders, progress=progress)
 
     def predict_path(self, path, *, strict: bool = False, progress: bool = False):
@@ -127,24 +135,9 @@ def load_model(spec: str | Path, **options) -> LoadedModel:
     return LoadedModel(resolve_model(text), text, registry_version(text), **options)
 
 
-def _is_structure(value) -> bool:
+def _is_one_structure(value) -> bool:
+    """One structure rather than a list of them (text and paths are one structure each)."""
     from ase import Atoms
     from pymatgen.core import Structure
 
-    return isinstance(value, Structure | Atoms)
-
-
-def _as_structure(value):
-    """A pymatgen Structure from a Structure, an ASE Atoms or a structure file path."""
-    from ase import Atoms
-    from pymatgen.core import Structure
-
-    from zoo.readers.structure_file import atoms_to_structure, read_structure_file
-
-    if isinstance(value, Structure):
-        return value
-    if isinstance(value, Atoms):
-        return atoms_to_structure(value)
-    if isinstance(value, str | Path) and Path(value).is_file():
-        return read_structure_file(Path(value))
-    raise ValueError(f"not a structure, an ASE Atoms or a structure file: {str(value)[:80]!r}")
+    return isinstance(value, Structure | Atoms | dict | str | Path)

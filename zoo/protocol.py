@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -97,15 +98,14 @@ class TaskTable:
     def dataset(self, skip_bad: bool = False):
         """The entries as a :class:`zoo.dataset.Dataset` (moduli in GPa); a structure that
         cannot be read is an error naming the entry, or skipped and reported."""
-        from pymatgen.core import Structure
-
         from zoo.dataset import DatasetBuilder
+        from zoo.readers.structures import parse_structure
 
         builder = DatasetBuilder(" + ".join(self.sources), self.targets, skip_bad=skip_bad)
         for position, entry in enumerate(self.ids):
             builder.add(
                 entry,
-                lambda s=self.structures[position]: Structure.from_dict(s),
+                partial(parse_structure, self.structures[position]),
                 {t: 10.0 ** self.log_targets[t][position] for t in self.targets},
             )
         return builder.build()

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
+import mlflow.exceptions
 import mlflow.pyfunc
 import pandas as pd
-from pymatgen.core import Structure
 
 from zoo import names
 
@@ -33,42 +36,45 @@ VAL_SCORE_TAG = "zoo.val_mae_log10"
 PYFUNC_NAME = "pyfunc"
 
 
-MAX_STRUCTURES_PER_CALL = 1000
-"""A served model's bound on the rows of one request (a larger request is refused whole)."""
-MAX_ATOMS_PER_STRUCTURE = 1000
-"""A served model's bound on the sites of one structure (a larger one is that row's error).
-The Materials Project's largest elastic cells have under 200 sites."""
+@dataclass(frozen=True)
+class RequestBounds:
+    """What one call of a served model may ask for. The defaults keep one request to seconds
+    on two CPU cores (docs/benchmarks.md), well inside MLflow's 60 s request timeout; a server
+    changes them with the environment variables of :data:`BOUND_VARIABLES`, read when the
+    model is loaded."""
+
+    structures: int = 1000
+    """rows of one request (more: the request is refused)."""
+    sites: int = 1000
+    """sites of one structure, counted before it is built (more: that row's error). The
+    Materials Project's largest elastic cells have under 200 sites."""
+    total_sites: int = 20_000
+    """sites of all rows of one request, counted before any is built (more: refused)."""
+
+    @classmethod
+    def from_environment(cls, environ=os.environ) -> RequestBounds:
+        values = {}
+        for field_name, variable in BOUND_VARIABLES.items():
+            raw = environ.get(variable)
+            if raw is None:
+                continue
+            if not raw.strip().isdigit() or int(raw) < 1:
+                raise ValueError(f"{variable}={raw!r} is not a positive whole number")
+            values[field_name] = int(raw)
+        return cls(**values)
 
 
-def structure_from_input(value, allow_paths: bool = False) -> Structure:
-    """A structure from a ``Structure``, a pymatgen dict, CIF text or POSCAR text; with
-    ``allow_paths`` (a local caller who asked for it) also from a structure file's path. Without
-    it a path is refused before the file system is touched, so a remote caller of a served
-    model can neither read a server's files nor learn which exist."""
-    from zoo.readers.cif import structure_from_cif
-    from zoo.readers.structure_file import read_structure_file
+BOUND_VARIABLES = {
+    "structures": "ZOO_SERVE_MAX_STRUCTURES",
+    "sites": "ZOO_SERVE_MAX_SITES",
+    "total_sites": "ZOO_SERVE_MAX_TOTAL_SITES",
+}
+"""RequestBounds field -> the environment variable that sets it for a served model."""
 
-    if isinstance(value, Structure):
-        return value
-    if isinstance(value, dict):
-        return Structure.from_dict(value)
-    is_path = isinstance(value, Path) or (isinstance(value, str) and "\n" not in value.strip())
-    if is_path:
-        if not allow_paths:
-            raise ValueError(
-                "file paths are not accepted here; send the structure itself (CIF text, POSCAR "
-                "text or a pymatgen dict)"
-            )
-        path = Path(value)
-        if not path.is_file():
-            raise ValueError(f"{value!r} is not a structure file")
-        return read_structure_file(path)
-    if isinstance(value, str):
-        text = value.strip()
-        if "data_" in text:
-            return structure_from_cif(text)
-        return Structure.from_str(text, fmt="poscar")
-    raise ValueError(f"unsupported structure value of type {type(value).__name__}")
+
+class RequestRefused(ValueError):
+    """A whole request is refused (too many rows or sites, no ``structure`` column, repeated
+    ids); a served model answers it as one line of JSON."""
 
 
 def predict_table(
@@ -76,43 +82,69 @@ def predict_table(
     table: pd.DataFrame,
     *,
     allow_paths: bool = False,
-    max_structures: int | None = None,
-    max_atoms: int | None = None,
+    bounds: RequestBounds | None = None,
 ) -> pd.DataFrame:
     """Predictions for a table of structures (see the module docstring), in input order, by a
-    :class:`~zoo.loaded_model.LoadedModel` (or a bundle or ensemble, for one call).
-    ``max_structures``: more rows are refused; ``max_atoms``: a larger structure is its row's
-    error (a served model sets both, :data:`MAX_STRUCTURES_PER_CALL`,
-    :data:`MAX_ATOMS_PER_STRUCTURE`)."""
+    :class:`~zoo.loaded_model.LoadedModel` (or a bundle or ensemble, for one call). Every
+    structure goes through :func:`zoo.readers.structures.parse_structure`; ``bounds`` (a
+    served model's :class:`RequestBounds`) are checked on counted sites before any structure
+    is built. Raises :class:`RequestRefused` for a request refused whole."""
     from zoo.loaded_model import LoadedModel
 
     if not isinstance(model, LoadedModel):
         model = LoadedModel(model, "in memory")
     if "structure" not in table.columns:
-        raise ValueError(f"input needs a 'structure' column; it has {list(table.columns)}")
-    if max_structures is not None and len(table) > max_structures:
-        raise ValueError(
-            f"{len(table)} structures in one call; this model takes at most {max_structures}: "
-            "split the request"
-        )
+        raise RequestRefused(f"input needs a 'structure' column; it has {list(table.columns)}")
     ids = (
         [str(v) for v in table["id"]]
         if "id" in table.columns
         else list(map(str, range(len(table))))
     )
     if len(set(ids)) != len(ids):
-        raise ValueError("the 'id' column has repeated values")
+        raise RequestRefused("the 'id' column has repeated values")
+    values = list(table["structure"])
+    counts = [None] * len(values) if bounds is None else _checked_counts(values, bounds)
     loaders = [
-        lambda v=value: _bounded(structure_from_input(v, allow_paths), max_atoms)
-        for value in table["structure"]
+        partial(_parse_counted, value, count, allow_paths, bounds)
+        for value, count in zip(values, counts, strict=True)
     ]
     return model.predict_entries(ids, loaders)
 
 
-def _bounded(structure: Structure, max_atoms: int | None) -> Structure:
-    if max_atoms is not None and len(structure) > max_atoms:
-        raise ValueError(f"{len(structure)} sites; this model takes at most {max_atoms}")
-    return structure
+def _checked_counts(values: list, bounds: RequestBounds) -> list:
+    """Each row's counted sites (the exception where it cannot be counted: that row's
+    error); the request is refused if it has too many rows, or too many sites in all."""
+    from zoo.readers.structures import count_sites
+
+    if len(values) > bounds.structures:
+        raise RequestRefused(
+            f"{len(values):,} structures in one request; at most {bounds.structures:,}: "
+            "split the request"
+        )
+    counts: list = []
+    for value in values:
+        try:
+            counts.append(count_sites(value) if isinstance(value, dict | str) else None)
+        except Exception as error:  # a parser's reason, reported on its row
+            counts.append(error)
+    total = sum(c for c in counts if isinstance(c, int) and c <= bounds.sites)
+    if total > bounds.total_sites:
+        raise RequestRefused(
+            f"{total:,} sites in one request; at most {bounds.total_sites:,}: split the request"
+        )
+    return counts
+
+
+def _parse_counted(value, count, allow_paths: bool, bounds: RequestBounds | None):
+    from zoo.readers.structures import parse_structure
+
+    if isinstance(count, Exception):
+        raise count
+    if bounds is not None and isinstance(count, int) and count > bounds.sites:
+        raise ValueError(f"{count:,} sites; at most {bounds.sites:,} are taken here")
+    return parse_structure(
+        value, allow_paths=allow_paths, max_sites=None if bounds is None else bounds.sites
+    )
 
 
 def nan_to_none(table: pd.DataFrame) -> pd.DataFrame:
@@ -123,28 +155,62 @@ def nan_to_none(table: pd.DataFrame) -> pd.DataFrame:
 
 class ZooModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper of a zoo model bundle (see the module docstring). As it may be served to
-    remote callers, it takes structures as data only, never file paths, within the bounds
-    :data:`MAX_STRUCTURES_PER_CALL` and :data:`MAX_ATOMS_PER_STRUCTURE`, and answers ``None``
-    (JSON ``null``) where a row has no number. The model is built once, when MLflow loads it."""
+    remote callers, it takes structures as data only, never file paths, within
+    :class:`RequestBounds` (read from the environment when MLflow loads it), and answers
+    ``None`` (JSON ``null``) where a row has no number. Loaded by MLflow's scoring server, it
+    makes a refused request answer one line of JSON (:func:`answer_refusals_as_json`). The
+    model is built once, when MLflow loads it."""
 
     def load_context(self, context):
         from zoo.ensemble import load_model_file
         from zoo.loaded_model import LoadedModel
 
+        self.bounds = RequestBounds.from_environment()
         self.model = LoadedModel(load_model_file(context.artifacts["bundle"]), "pyfunc model")
+        answer_refusals_as_json()
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         table = model_input
         if not isinstance(table, pd.DataFrame):
             table = pd.DataFrame(table)
-        predicted = predict_table(
-            self.model,
-            table,
-            allow_paths=False,
-            max_structures=MAX_STRUCTURES_PER_CALL,
-            max_atoms=MAX_ATOMS_PER_STRUCTURE,
-        )
+        predicted = predict_table(self.model, table, allow_paths=False, bounds=self.bounds)
         return nan_to_none(predicted)
+
+
+def answer_refusals_as_json() -> None:
+    """In MLflow's scoring server (``mlflow models serve``), answer a request that cannot be
+    served with HTTP 400 and ``{"error_code": "BAD_REQUEST", "message": "<one line>"}``: a
+    :class:`RequestRefused`, JSON nested too deeply for the parser, or MLflow's own refusal
+    (whose answer would otherwise carry a Python stack trace with server paths and echo the
+    request). MLflow (pinned in pyproject.toml) looks its ``invocations`` handler up by name
+    on every request; this wraps it once per process. Outside the server it does nothing."""
+    import json
+    import sys
+
+    server = sys.modules.get("mlflow.pyfunc.scoring_server")
+    if server is None or getattr(server.invocations, "zoo_wrapped", False):
+        return
+    handler = server.invocations
+
+    def invocations(*args, **kwargs):
+        try:
+            return handler(*args, **kwargs)
+        except (RequestRefused, RecursionError, mlflow.exceptions.MlflowException) as error:
+            body = json.dumps({"error_code": "BAD_REQUEST", "message": one_line_reason(error)})
+        return server.InvocationsResponse(body, 400, "application/json")
+
+    invocations.zoo_wrapped = True
+    server.invocations = invocations
+
+
+def one_line_reason(error: BaseException) -> str:
+    """What a served model tells its caller about a refused request: one line, no stack
+    trace, no echo of the request."""
+    if isinstance(error, RecursionError):
+        return "the request's JSON is nested too deeply"
+    text = getattr(error, "message", None) or str(error)
+    text = text.rsplit("Error: ", 1)[-1]  # MLflow puts the whole request in front
+    return " ".join(text.split())[:500]
 
 
 def pip_requirements() -> list[str]:
@@ -203,7 +269,7 @@ def _package_tree(folder: Path) -> Path:
 
 def _input_example() -> pd.DataFrame:
     """One row: fcc copper (a = 3.61 angstrom) as CIF text."""
-    from pymatgen.core import Lattice
+    from pymatgen.core import Lattice, Structure
 
     copper = Structure.from_spacegroup("Fm-3m", Lattice.cubic(3.61), ["Cu"], [[0, 0, 0]])
     return pd.DataFrame({"id": ["Cu-fcc"], "structure": [copper.to(fmt="cif")]})

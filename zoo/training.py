@@ -359,10 +359,25 @@ def _open_folder(config: TrainConfig | None, resume) -> tuple[Path, TrainConfig,
         raise FileNotFoundError(f"{output_dir}: not a run folder (no {CONFIG_FILE})")
     remove_stale_partials(output_dir)
     config = TrainConfig.model_validate(yaml.safe_load((output_dir / CONFIG_FILE).read_text()))
-    checkpoint = None
-    if (output_dir / CHECKPOINT).exists():
-        checkpoint = torch.load(output_dir / CHECKPOINT, map_location="cpu", weights_only=False)
-    return output_dir, config, checkpoint
+    return output_dir, config, read_checkpoint(output_dir)
+
+
+def read_checkpoint(output_dir: Path) -> dict | None:
+    """The folder's ``last.pt`` (None before the first epoch), loaded with
+    ``torch.load(weights_only=True)``: a checkpoint holds tensors, numbers and strings only, so
+    a crafted file cannot run code; one that holds anything else is a ValueError naming it."""
+    import pickle
+
+    path = Path(output_dir) / CHECKPOINT
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise ValueError(
+            f"{path}: not loaded: a checkpoint holds tensors, numbers and strings only ({reason})"
+        ) from error
 
 
 @dataclass

@@ -12,12 +12,11 @@ import os
 from functools import partial
 from pathlib import Path
 
-from pymatgen.core import Structure
-
 from zoo.dataset import Dataset
 from zoo.files import atomic_write
 from zoo.readers.jsonfiles import first_character, load_json
 from zoo.readers.registry import Entry, ReadOptions, input_format, is_file_named, read_dataset
+from zoo.readers.structures import parse_structure
 
 MATBENCH_URL = "https://ml.materialsproject.org/projects/{task}.json.gz"
 """Canonical location matminer downloads the Matbench v0.1 files from."""
@@ -64,7 +63,7 @@ def _open(path: Path, options: ReadOptions):
     entries = (
         Entry(
             f"mb-{stem}-{int(row) + 1:05d}",
-            partial(Structure.from_dict, structure),
+            partial(parse_structure, structure),
             {target: None if log_value is None else _exp10(log_value)},
         )
         for row, (structure, log_value) in zip(payload["index"], payload["data"], strict=True)

@@ -7,66 +7,30 @@ import json
 from functools import partial
 from pathlib import Path
 
-from pymatgen.core import Lattice, Structure
-
-from zoo.readers.cif import structure_from_cif
 from zoo.readers.jsonfiles import first_character, load_json
 from zoo.readers.registry import Entry, ReadOptions, input_format, is_file_named
+from zoo.readers.structures import parse_structure
 
 DEFAULT_ID_KEY = "mp_id"
 DEFAULT_TARGET_KEYS = {"shear": "shear_modulus_vrh", "bulk": "bulk_modulus_vrh"}
 """Column names of the Materials Project elasticity export (values in GPa)."""
 
 
-def structure_from_value(value) -> Structure:
-    """A structure from a pymatgen dict or from CIF text."""
-    if isinstance(value, dict):
-        return structure_from_dict(value)
-    if isinstance(value, str):
-        return structure_from_cif(value)
-    raise ValueError(f"unsupported structure value of type {type(value).__name__}")
-
-
-def structure_from_dict(value: dict) -> Structure:
-    """``Structure.from_dict``, built once in the common case: every site one element at full
-    occupancy with fractional coordinates, no oxidation states, no site properties, no charge.
-    Then the structure is made from its lattice, elements and fractional coordinates
-    (``from_dict`` builds every site twice: 0.9 of its 1.2 ms for a cell of 37 atoms). Site
-    labels, which nothing here reads, take their default. Any other dict goes to
-    ``from_dict``."""
-    try:
-        sites = value["sites"]
-        simple = not value.get("charge") and all(
-            len(site["species"]) == 1
-            and set(site["species"][0]) == {"element", "occu"}
-            and site["species"][0]["occu"] == 1
-            and not site.get("properties")
-            and "abc" in site
-            for site in sites
-        )
-        lattice = value["lattice"]
-    except (KeyError, TypeError, AttributeError):
-        simple = False
-    if not simple:
-        return Structure.from_dict(value)
-    return Structure(
-        Lattice(lattice["matrix"], pbc=tuple(lattice.get("pbc", (True, True, True)))),
-        [site["species"][0]["element"] for site in sites],
-        [site["abc"] for site in sites],
-    )
-
-
-def record_entry(row: int, record, id_key: str, target_keys: dict[str, str], structure_key: str):
-    """One JSON record as an :class:`Entry`: a record that is no object or has no structure is
-    bad input of its own."""
+def record_entry(place: str, record, id_key: str, target_keys: dict[str, str], structure_key: str):
+    """One JSON record as an :class:`Entry` (``place``: ``row-N`` or ``line-N``, 1-based, its
+    id when the record has no ``id_key``). A record that is no object, whose id is null or
+    empty, or that has no structure is bad input of its own; the structure (a dict or CIF /
+    POSCAR text, never a path) is parsed by :func:`~zoo.readers.structures.parse_structure`."""
     if not isinstance(record, dict):
-        return Entry(f"row-{row}", None, {}, "record is not a JSON object")
-    entry = str(record.get(id_key, f"row-{row}"))
+        return Entry(place, None, {}, "record is not a JSON object")
+    if id_key in record and record[id_key] in (None, ""):
+        return Entry(place, None, {}, f"record's {id_key!r} is {json.dumps(record[id_key])}")
+    entry = str(record.get(id_key, place))
     if record.get(structure_key) is None:
         return Entry(entry, None, {}, f"record has no {structure_key!r} value")
     return Entry(
         entry,
-        partial(structure_from_value, record[structure_key]),
+        partial(parse_structure, record[structure_key]),
         {t: record.get(key) for t, key in target_keys.items()},
     )
 
@@ -94,7 +58,8 @@ def _open_list(path: Path, options: ReadOptions):
     target_keys = options.target_keys or DEFAULT_TARGET_KEYS
     id_key = options.id_key or DEFAULT_ID_KEY
     entries = (
-        record_entry(row, r, id_key, target_keys, "structure") for row, r in enumerate(records)
+        record_entry(f"row-{row}", r, id_key, target_keys, "structure")
+        for row, r in enumerate(records, start=1)
     )
     return list(target_keys), entries
 
@@ -123,14 +88,15 @@ def _open_lines(path: Path, options: ReadOptions):
     def entries():
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8-sig") as handle:
-            for row, line in enumerate(handle):
+            for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
-                except json.JSONDecodeError as error:
-                    yield Entry(f"line-{row + 1}", None, {}, f"invalid JSON ({error.msg})")
+                except (json.JSONDecodeError, RecursionError) as error:
+                    reason = getattr(error, "msg", "nested too deeply")
+                    yield Entry(f"line-{number}", None, {}, f"invalid JSON ({reason})")
                     continue
-                yield record_entry(row, record, id_key, target_keys, "structure")
+                yield record_entry(f"line-{number}", record, id_key, target_keys, "structure")
 
     return list(target_keys), entries()

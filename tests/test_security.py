@@ -1,0 +1,227 @@
+"""Untrusted input is data, never code or a file (issue 28): structure dicts that carry
+``@module``/``@class`` object references (which monty's decoder would import and build, with
+the caller's arguments, such as a file name) are refused with a one-line reason wherever they
+come in: the parser, ``zoo.load_model(...).predict``, ``zoo predict``, ``zoo screen`` (local
+and Dask); the same through a real ``mlflow models serve`` is in ``test_served_model.py``.
+
+Each reference names a marker module of this test's own, which would write a file when
+imported: the module must stay out of ``sys.modules`` and the file must not appear. Checkpoints
+that would run code on ``torch.load`` are in ``test_kills.py``'s neighbour,
+``test_checkpoint_safety`` below.
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import json
+import pickle
+import sys
+
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import rocksalt, run_zoo
+from zoo.config import load_config
+from zoo.readers.structures import parse_structure
+from zoo.training import train
+
+MARKER = "zoo_security_marker_module"
+
+
+@pytest.fixture
+def marker(tmp_path, monkeypatch):
+    """The marker module on ``sys.path`` and ``$PYTHONPATH``; returns the file its import
+    would write."""
+    folder = tmp_path / "marker"
+    folder.mkdir()
+    imported = tmp_path / "marker-was-imported"
+    (folder / f"{MARKER}.py").write_text(
+        f"open({str(imported)!r}, 'w').write('imported')\n"
+        "class Anything:\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        "        open(kwargs.get('filename', '/dev/null')).read()\n"
+        "    @classmethod\n"
+        "    def from_dict(cls, d):\n"
+        "        return cls(**{k: v for k, v in d.items() if not k.startswith('@')})\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    yield imported
+    assert MARKER not in sys.modules, "the marker module was imported"
+    assert not imported.exists(), "the marker module was imported (in another process)"
+
+
+def hostile_dicts() -> dict[str, dict]:
+    """Rock salt as a pymatgen dict with an object reference in each place one can hide."""
+    reference = {"@module": MARKER, "@class": "Anything", "filename": "/etc/passwd"}
+    lobster = {"@module": "pymatgen.io.lobster.outputs", "@class": "Bandoverlaps",
+               "filename": "/etc/passwd"}  # fmt: skip
+    cases = {}
+    for name in ("site property", "structure property", "species", "element", "lattice",
+                 "matrix", "top level", "server file"):  # fmt: skip
+        value = rocksalt().as_dict()
+        site = value["sites"][0]
+        if name == "site property":
+            site["properties"] = {"magmom": reference}
+        elif name == "structure property":
+            value["properties"] = {"nested": [{"deeper": reference}]}
+        elif name == "species":
+            site["species"] = [{**reference, "element": "Na", "occu": 1}]
+        elif name == "element":
+            site["species"][0]["element"] = reference
+        elif name == "lattice":
+            value["lattice"].update(reference)
+        elif name == "matrix":
+            value["lattice"]["matrix"] = reference
+        elif name == "top level":
+            value.update(reference)
+        else:
+            site["properties"] = {"x": lobster}
+        cases[name] = value
+    return cases
+
+
+@pytest.mark.parametrize("case", list(hostile_dicts()))
+def test_object_references_anywhere_in_a_dict_are_refused_in_one_line(case, marker):
+    with pytest.raises(ValueError) as refused:
+        parse_structure(hostile_dicts()[case])
+    message = str(refused.value)
+    assert "object reference" in message and "plain data" in message
+    assert "\n" not in message and "root:" not in message
+
+
+def test_a_plain_pymatgen_dict_reads_as_the_same_structure_with_its_species(marker):
+    structure = rocksalt()
+    structure.add_oxidation_state_by_element({"Na": 1, "Cl": -1})
+    value = structure.as_dict()
+    value["sites"][0]["properties"] = {"magmom": 0.5}  # plain properties are dropped
+    read = parse_structure(value)
+    assert read == structure and str(read[0].specie) == "Na+"
+    cartesian = copy.deepcopy(value)
+    for site in cartesian["sites"]:
+        del site["abc"]
+    assert parse_structure(cartesian) == structure
+    with pytest.raises(ValueError, match="unknown field"):
+        parse_structure({**value, "extra": 1})
+    with pytest.raises(ValueError, match="not a chemical element"):
+        parse_structure({**value, "sites": [{"species": [{"element": "Xx", "occu": 1}],
+                                             "abc": [0, 0, 0]}]})  # fmt: skip
+
+
+def test_text_and_paths_are_read_as_data_and_a_path_only_when_allowed(tmp_path):
+    cif = tmp_path / "nacl.cif"
+    rocksalt().to(filename=str(cif))
+    assert parse_structure(rocksalt().to(fmt="poscar")) == parse_structure(cif.read_text())
+    for value in (str(cif), cif, "/etc/passwd", str(tmp_path / "missing.cif")):
+        with pytest.raises(ValueError, match="file paths are not read here"):
+            parse_structure(value)
+    assert len(parse_structure(cif, allow_paths=True)) == 8
+
+
+def test_a_cif_whose_symmetry_expands_past_the_bound_is_refused_before_it_is_built():
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    from zoo.readers.structures import count_sites
+
+    general = [[0.10, 0.20, 0.30], [0.05, 0.15, 0.35], [0.12, 0.27, 0.41]]  # 192 images each
+    big = Structure.from_spacegroup("Fm-3m", Lattice.cubic(22.0), ["Na", "Cl", "K"], general)
+    text = str(CifWriter(big, symprec=0.01))  # three atom-site lines and 192 operations
+    assert len(big) > 300 and len(text) < 7000
+    assert count_sites(text) == len(big) == len(parse_structure(text))
+    with pytest.raises(ValueError, match=f"{len(big)} sites; at most 100"):
+        parse_structure(text, max_sites=100)
+
+
+@pytest.fixture(scope="module")
+def tiny_bundle(tmp_path_factory, demo):
+    folder = tmp_path_factory.mktemp("security-bundle")
+    config = load_config(None, {"epochs": 1, "output_dir": str(folder / "runs")})
+    return str(train(config, dataset=demo, track=False, progress=False).bundle_path)
+
+
+def test_load_model_predict_gives_each_hostile_dict_its_row_error(tiny_bundle, marker):
+    import zoo
+
+    model = zoo.load_model(tiny_bundle)
+    hostile = list(hostile_dicts().values())
+    table = model.predict([rocksalt().as_dict(), *hostile])
+    assert table.loc[0, "error"] == "" and table.loc[0, "shear_gpa"] > 0
+    assert table.loc[1:, "error"].str.contains("object reference").all()
+    assert not table["error"].str.contains("root:").any()
+    one = model.predict(hostile[0])
+    assert "object reference" in one["error"]
+
+
+def write_jsonl(path, dicts: list[dict]) -> None:
+    lines = [json.dumps({"mp_id": f"case-{n}", "structure": d}) for n, d in enumerate(dicts)]
+    with gzip.open(path, "wt") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+@pytest.mark.slow
+def test_zoo_predict_and_zoo_screen_refuse_hostile_records(tiny_bundle, marker, isolated):
+    hostile = list(hostile_dicts().values())
+    write_jsonl(isolated / "in.jsonl.gz", [rocksalt().as_dict(), *hostile])
+    done = run_zoo("predict", "--model", tiny_bundle, "--input", "in.jsonl.gz", cwd=isolated)
+    assert done.returncode == 0, done.stderr
+    errors = pd.read_csv(pd.io.common.StringIO(done.stdout)).set_index("id")["error"]
+    assert errors.iloc[1:].str.contains("object reference").all(), errors
+    done = run_zoo("screen", "--model", tiny_bundle, "--input", "in.jsonl.gz", "-o", "out",
+                   "--workers", "1", "--no-card", cwd=isolated)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    reasons = pd.read_csv(isolated / "out" / "errors.csv")
+    assert len(reasons) == len(hostile)
+    assert reasons["reason"].str.contains("object reference").all()
+
+
+@pytest.mark.slow
+def test_the_dask_engine_refuses_hostile_records(tiny_bundle, marker, isolated):
+    from zoo.screening import ScreenSpec, run_screen
+
+    hostile = list(hostile_dicts().values())
+    write_jsonl(isolated / "in.jsonl.gz", [rocksalt().as_dict(), *hostile])
+    spec = ScreenSpec(input="in.jsonl.gz", models=[tiny_bundle], output_dir="dask",
+                      chunk_size=4, workers=1, engine="dask", progress=False,
+                      card=False)  # fmt: skip
+    result = run_screen(spec, log=lambda *_: None)
+    assert result.predicted == 1 and result.errors == len(hostile)
+    reasons = pd.read_csv(isolated / "dask" / "errors.csv")
+    assert reasons["reason"].str.contains("object reference").all()
+
+
+class _RunsOnLoad:
+    """A pickle that creates a file when unpickled."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_checkpoint_safety_a_crafted_last_pt_runs_no_code_on_resume(isolated, demo):
+    """A run folder's ``last.pt`` whose pickle would create a file: ``zoo train --resume``
+    refuses it in one line and the file is never created; so does a continued tuning trial."""
+    from zoo.run_folder import CHECKPOINT
+
+    config = load_config(None, {"epochs": 2})
+    result = train(config, dataset=demo, track=False, progress=False)
+    planted = isolated / "code-ran"
+    with open(result.output_dir / CHECKPOINT, "wb") as handle:
+        pickle.dump({"history": _RunsOnLoad(planted)}, handle)
+    (result.output_dir / "run.json").write_text(
+        (result.output_dir / "run.json").read_text().replace("FINISHED", "KILLED")
+    )
+    with pytest.raises(ValueError, match="checkpoint holds tensors, numbers and strings only"):
+        train(resume=result.output_dir, dataset=demo, track=False, progress=False)
+    assert not planted.exists()
+    from zoo.training import read_checkpoint
+
+    with pytest.raises(ValueError, match="checkpoint"):
+        read_checkpoint(result.output_dir)
+    assert not planted.exists()
+    torch.save({"history": []}, result.output_dir / CHECKPOINT)
+    assert read_checkpoint(result.output_dir) == {"history": []}
