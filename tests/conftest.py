@@ -92,3 +92,30 @@ def run_zoo(
         text=True,
         timeout=600,
     )
+
+
+MARKER = "zoo_security_marker_module"
+"""A module of the tests' own that object references in hostile input name (issue 28)."""
+
+
+@pytest.fixture
+def marker(tmp_path, monkeypatch):
+    """The marker module on ``sys.path`` and ``$PYTHONPATH``; returns the file its import
+    would write."""
+    folder = tmp_path / "marker"
+    folder.mkdir()
+    imported = tmp_path / "marker-was-imported"
+    (folder / f"{MARKER}.py").write_text(
+        f"open({str(imported)!r}, 'w').write('imported')\n"
+        "class Anything:\n"
+        "    def __init__(self, *args, **kwargs):\n"
+        "        open(kwargs.get('filename', '/dev/null')).read()\n"
+        "    @classmethod\n"
+        "    def from_dict(cls, d):\n"
+        "        return cls(**{k: v for k, v in d.items() if not k.startswith('@')})\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("PYTHONPATH", str(folder))
+    yield imported
+    assert MARKER not in sys.modules, "the marker module was imported"
+    assert not imported.exists(), "the marker module was imported (in another process)"

@@ -16,41 +16,15 @@ import copy
 import gzip
 import json
 import pickle
-import sys
 
 import pandas as pd
 import pytest
 import torch
 
-from tests.conftest import rocksalt, run_zoo
+from tests.conftest import MARKER, rocksalt, run_zoo
 from zoo.config import load_config
 from zoo.readers.structures import parse_structure
 from zoo.training import train
-
-MARKER = "zoo_security_marker_module"
-
-
-@pytest.fixture
-def marker(tmp_path, monkeypatch):
-    """The marker module on ``sys.path`` and ``$PYTHONPATH``; returns the file its import
-    would write."""
-    folder = tmp_path / "marker"
-    folder.mkdir()
-    imported = tmp_path / "marker-was-imported"
-    (folder / f"{MARKER}.py").write_text(
-        f"open({str(imported)!r}, 'w').write('imported')\n"
-        "class Anything:\n"
-        "    def __init__(self, *args, **kwargs):\n"
-        "        open(kwargs.get('filename', '/dev/null')).read()\n"
-        "    @classmethod\n"
-        "    def from_dict(cls, d):\n"
-        "        return cls(**{k: v for k, v in d.items() if not k.startswith('@')})\n"
-    )
-    monkeypatch.syspath_prepend(str(folder))
-    monkeypatch.setenv("PYTHONPATH", str(folder))
-    yield imported
-    assert MARKER not in sys.modules, "the marker module was imported"
-    assert not imported.exists(), "the marker module was imported (in another process)"
 
 
 def hostile_dicts() -> dict[str, dict]:

@@ -19,16 +19,17 @@ import pytest
 
 from tests.conftest import rocksalt
 from tests.servers import free_port
+from tests.test_security import hostile_dicts
 from zoo import tracking
 from zoo.config import load_config
-from zoo.serving import MAX_STRUCTURES_PER_CALL, log_pyfunc, register
+from zoo.serving import RequestBounds, log_pyfunc, register
 from zoo.training import train
 
 pytestmark = pytest.mark.slow
 
 
-def ask(base: str, rows: list[list[str]]) -> tuple[int, str]:
-    body = json.dumps({"dataframe_split": {"columns": ["id", "structure"], "data": rows}})
+def ask(base: str, rows: list[list], raw: str | None = None) -> tuple[int, str]:
+    body = raw or json.dumps({"dataframe_split": {"columns": ["id", "structure"], "data": rows}})
     request = urllib.request.Request(
         f"{base}/invocations", body.encode(), {"Content-Type": "application/json"}
     )
@@ -84,7 +85,7 @@ def served(isolated, demo):
     server.wait(timeout=60)
 
 
-def test_a_served_model_reads_no_server_file_and_answers_valid_json(served, isolated):
+def test_a_served_model_reads_no_server_file_and_answers_valid_json(marker, served, isolated):
     secret = isolated / "secret.cif"
     rocksalt().to(filename=str(secret))
     crystal = rocksalt()
@@ -97,22 +98,63 @@ def test_a_served_model_reads_no_server_file_and_answers_valid_json(served, isol
             ["cif", crystal.to(fmt="cif")],
             ["poscar", crystal.to(fmt="poscar")],
             ["dict", json.dumps(crystal.as_dict())],
+            ["plain dict", crystal.as_dict()],
+            *[[f"hostile {name}", value] for name, value in hostile_dicts().items()],
         ],
     )
     assert status == 200, text
     rows = {row["id"]: row for row in strict_json(text)["predictions"]}
     refused = {rows[k]["error"] for k in ("existing file", "missing file", "system file")}
     assert len(refused) == 1  # the same words whether the file exists or not
-    assert "file paths are not accepted here" in refused.pop()
+    assert "file paths are not read here" in refused.pop()
     for key in ("existing file", "missing file", "system file"):
         assert rows[key]["shear_gpa"] is None and rows[key]["shear_log10"] is None
     assert rows["cif"]["error"] == "" and rows["cif"]["shear_gpa"] > 0
     assert rows["poscar"]["shear_gpa"] == pytest.approx(rows["cif"]["shear_gpa"], rel=1e-5)
     assert "cannot read structure" in rows["dict"]["error"]  # JSON text is no structure format
+    assert rows["plain dict"]["shear_gpa"] == pytest.approx(rows["cif"]["shear_gpa"], rel=1e-5)
+    for name in hostile_dicts():  # an object reference imports nothing, reads no file
+        assert "object reference" in rows[f"hostile {name}"]["error"]
+        assert rows[f"hostile {name}"]["shear_gpa"] is None
+    assert "root:" not in text
 
 
-def test_a_served_model_refuses_a_request_over_its_bound(served):
-    rows = [[str(i), "x"] for i in range(MAX_STRUCTURES_PER_CALL + 1)]
-    status, text = ask(served, rows)
-    assert 400 <= status < 500, (status, text[:300])
-    assert f"{MAX_STRUCTURES_PER_CALL + 1} structures in one call" in text
+def test_a_served_model_bounds_its_work_and_refuses_in_one_line_of_json(served):
+    """Too many rows, too many sites in all, a CIF whose symmetry expands past the per-structure
+    bound, JSON nested 100,000 deep and a malformed request: each answered at once as one line
+    of JSON, with no stack trace; a bad row among good ones is that row's error."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    bounds = RequestBounds()
+    refusals = {
+        "rows": ask(served, [[str(i), "x"] for i in range(bounds.structures + 1)]),
+        "sites": ask(served, [[str(i), (rocksalt() * (3, 3, 3)).as_dict()] for i in range(100)]),
+        "nested": ask(served, [], raw='{"dataframe_split": ' + "[" * 100_000 + "]" * 100_000 + "}"),
+        "malformed": ask(served, [], raw='{"dataframe_split": {"columns": ["id"], "data": [[1]]}}'),
+    }
+    for name, (status, text) in refusals.items():
+        assert status == 400, (name, status, text[:300])
+        answer = strict_json(text)
+        assert set(answer) == {"error_code", "message"}, (name, answer)
+        assert "\n" not in answer["message"] and "stack_trace" not in text, name
+        assert "Traceback" not in text and "/site-packages/" not in text, name
+    assert f"{bounds.structures + 1:,} structures in one request" in refusals["rows"][1]
+    assert "21,600 sites in one request" in refusals["sites"][1]
+    assert "nested too deeply" in refusals["nested"][1]
+    assert "missing inputs ['structure']" in refusals["malformed"][1]  # MLflow's schema check
+
+    general = [[0.10, 0.20, 0.30], [0.05, 0.15, 0.35], [0.12, 0.27, 0.41], [0.21, 0.33, 0.07],
+               [0.31, 0.02, 0.17], [0.14, 0.39, 0.23], [0.36, 0.11, 0.28],
+               [0.27, 0.44, 0.13]]  # fmt: skip
+    expands = Structure.from_spacegroup("Fm-3m", Lattice.cubic(60.0), ["Na"] * 8, general)
+    assert len(expands) > 1000
+    started = time.perf_counter()
+    status, text = ask(served, [["big", str(CifWriter(expands, symprec=0.01))],
+                                ["bad", "data_x\n_cell_length_a nonsense\n"],
+                                ["good", rocksalt().to(fmt="cif")]])  # fmt: skip
+    assert status == 200 and time.perf_counter() - started < 30, text[:300]
+    rows = {row["id"]: row for row in strict_json(text)["predictions"]}
+    assert f"{len(expands):,} sites; at most 1,000" in rows["big"]["error"]
+    assert rows["bad"]["error"] and rows["bad"]["shear_gpa"] is None
+    assert rows["good"]["error"] == "" and rows["good"]["shear_gpa"] > 0

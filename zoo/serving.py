@@ -206,6 +206,10 @@ def answer_refusals_as_json() -> None:
 def one_line_reason(error: BaseException) -> str:
     """What a served model tells its caller about a refused request: one line, no stack
     trace, no echo of the request."""
+    cause = error
+    while cause is not None and not isinstance(cause, RequestRefused | RecursionError):
+        cause = cause.__cause__ or cause.__context__  # MLflow re-raises what predict raised
+    error = cause or error
     if isinstance(error, RecursionError):
         return "the request's JSON is nested too deeply"
     text = getattr(error, "message", None) or str(error)
