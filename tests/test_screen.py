@@ -276,3 +276,38 @@ def test_workers_keep_freed_memory_on_glibc():
     from zoo.malloc import keep_freed_memory
 
     assert keep_freed_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.slow
+def test_the_output_folder_is_held_and_damaged_chunks_are_screened_again(models, isolated):
+    """One screen at a time holds its folder (a second stops at once naming the holder);
+    a truncated chunk table or a garbage chunk errors file is named and screened again, to
+    the same table; an empty manifest is refused with the way out; --restart leaves nothing
+    of the earlier screen (its card and plots included)."""
+    from zoo.screen_output import CHUNKS, MANIFEST, lock_output
+    from zoo.screening import ScreenSpec, run_screen
+
+    folder = structure_folder(isolated / "in")
+    spec = ScreenSpec(input=str(folder), models=[models["single"]], output_dir="out",
+                      chunk_size=3, workers=1, progress=False, card=False)  # fmt: skip
+    run_screen(spec, log=lambda *_: None)
+    first = pd.read_parquet(isolated / "out" / "screen.parquet")
+    with lock_output(isolated / "out"), pytest.raises(ValueError, match="another zoo screen"):
+        run_screen(spec, log=lambda *_: None)
+
+    chunks = isolated / "out" / CHUNKS
+    table = chunks / "00000.parquet"
+    table.write_bytes(table.read_bytes()[: table.stat().st_size // 2])
+    (chunks / "00001.errors.csv").write_text("garbage,\x00\nmore\n")
+    said: list[str] = []
+    run_screen(spec, log=said.append)
+    assert sum("cannot be read back" in line for line in said) == 2, said
+    pd.testing.assert_frame_equal(pd.read_parquet(isolated / "out" / "screen.parquet"), first)
+
+    (isolated / "out" / MANIFEST).write_text("")
+    with pytest.raises(ValueError, match=r"manifest.json: unreadable manifest .* --restart"):
+        run_screen(spec, log=lambda *_: None)
+    (isolated / "out" / "card.md").write_text("a card of the earlier screen")
+    run_screen(spec.model_copy(update={"restart": True}), log=lambda *_: None)
+    assert not (isolated / "out" / "card.md").exists()
+    pd.testing.assert_frame_equal(pd.read_parquet(isolated / "out" / "screen.parquet"), first)

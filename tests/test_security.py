@@ -199,3 +199,35 @@ def test_checkpoint_safety_a_crafted_last_pt_runs_no_code_on_resume(isolated, de
     assert not planted.exists()
     torch.save({"history": []}, result.output_dir / CHECKPOINT)
     assert read_checkpoint(result.output_dir) == {"history": []}
+
+
+def test_a_copied_run_folder_continues_in_its_own_mlflow_run(isolated, demo):
+    """A copy of an unfinished run folder must not log into the original's MLflow run: it is
+    told so and continues in a new run; the original, resumed, keeps its own run."""
+    import shutil
+
+    import mlflow
+
+    from zoo import tracking
+    from zoo.run_folder import RECORD_FILE
+
+    config = load_config(None, {"epochs": 2, "run_name": "original"})
+    first = train(config, dataset=demo, progress=False)
+    record = json.loads((first.output_dir / RECORD_FILE).read_text())
+    record["status"] = "KILLED"  # as a kill after the first epochs would leave it
+    (first.output_dir / RECORD_FILE).write_text(json.dumps(record))
+    copy_dir = isolated / "runs" / "copy"
+    shutil.copytree(first.output_dir, copy_dir)
+    said = []
+    copied = train(resume=copy_dir, dataset=demo, progress=False, log=said.append)
+    assert any("is a copy of the run folder" in line for line in said), said
+    assert copied.run_id != first.run_id
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    original = mlflow.get_run(first.run_id)
+    assert original.data.tags[tracking.OUTPUT_TAG] == str(first.output_dir.resolve())
+    assert mlflow.get_run(copied.run_id).data.tags[tracking.OUTPUT_TAG] == str(copy_dir.resolve())
+    moved = isolated / "runs" / "moved"
+    first.output_dir.rename(moved)  # a folder moved away is no copy: it keeps its run
+    said.clear()
+    again = train(resume=moved, dataset=demo, progress=False, log=said.append)
+    assert again.run_id == first.run_id and not any("copy" in line for line in said)

@@ -28,10 +28,11 @@ MIN_VOLUME_PER_ATOM = 1.0
 """Cubic angstrom; no real crystal comes near it (diamond: 5.7; the smallest in
 ``../shared/data``: 4.45). Checked before the contact search, which a denser cell would
 flood."""
-MAX_VOLUME_PER_ATOM = 1000.0
-"""Cubic angstrom: atoms 10 angstrom apart on average are no crystal (the largest in
+MAX_VOLUME_PER_ATOM = 10_000.0
+"""Cubic angstrom: atoms over 20 angstrom apart on average are no crystal (the largest in
 ``../shared/data``: docs/benchmarks.md). Checked before the contact search, whose bins a cell
-of thousands of angstrom would not fit in memory."""
+thousands of angstrom wide would not fit in memory; a sparse cell under this bound reaches
+the graph builder, which names its isolated atoms."""
 
 
 @dataclass

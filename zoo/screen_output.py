@@ -13,7 +13,10 @@
 Every file is written with :func:`zoo.files.atomic_write`, so a chunk either is committed whole
 or not at all; the same command continues with the first chunks not committed. A manifest that
 does not match the command (another input, another model, another chunk size) is an error
-unless the screen is started again (:func:`open_output` with ``restart``).
+unless the screen is started again (:func:`open_output` with ``restart``, which clears
+everything of the earlier screen). One screen at a time holds the folder
+(:func:`lock_output`); a chunk whose files cannot be read back (cut short outside zoo, a disk
+error) is named and screened again, since a chunk can always be redone from the input.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -30,7 +34,10 @@ from zoo.files import atomic_write
 MANIFEST = "manifest.json"
 CHUNKS = "chunks"
 TABLE, TABLE_CSV, ERRORS = "screen.parquet", "screen.csv", "errors.csv"
+LOCK = ".zoo-screen.lock"
+"""The lock file (filelock) a running screen holds; beside it ``.zoo-screen.lock.holder``."""
 MANIFEST_FORMAT = 1
+ERROR_COLUMNS = ["id", "stage", "reason"]
 COMPARED = ("input", "models", "chunk_size", "options")
 """Manifest fields that must match for a screen to continue."""
 
@@ -59,33 +66,107 @@ def input_fingerprint(path: str | Path | None) -> str:
     return "tree:" + digest.hexdigest()
 
 
-def open_output(out_dir: str | Path, manifest: dict, restart: bool) -> set[int]:
-    """Create or continue ``out_dir`` for ``manifest``; the numbers of the chunks already
-    committed. A different screen in the folder is an error naming what differs, unless
-    ``restart`` (which clears its chunks and results first)."""
+@contextmanager
+def lock_output(out_dir: str | Path):
+    """Hold ``out_dir`` for one screen (creating it): a second screen of the same folder,
+    from this machine or another sharing the file system, stops at once with a one-line
+    error naming the holder. The lock goes with the process, also when it is killed."""
+    from filelock import FileLock, Timeout
+
+    from zoo.processes import owner_token
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; the screen's output is a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    holder = out / f"{LOCK}.holder"
+    lock = FileLock(out / LOCK)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        who = holder.read_text().strip() if holder.exists() else "another process"
+        raise ValueError(
+            f"{out} is being written by another zoo screen ({who}); wait for it to end or use "
+            "another output folder"
+        ) from None
+    try:
+        holder.write_text(f"{owner_token()}\n")
+        yield out
+    finally:
+        lock.release()
+
+
+def open_output(out_dir: str | Path, manifest: dict, restart: bool, log=print) -> set[int]:
+    """Create or continue ``out_dir`` for ``manifest`` (under :func:`lock_output`); the numbers
+    of the chunks already committed and readable. A different screen in the folder is an
+    error naming what differs, unless ``restart``, which clears everything of the earlier
+    screen first (chunks, table, errors, summary, card, plots)."""
+    from zoo.files import remove_stale_partials
+
     out = Path(out_dir)
     found = out / MANIFEST
     if found.exists() and not restart:
-        existing = json.loads(found.read_text())
+        existing = read_manifest(found)
         differs = [key for key in COMPARED if existing.get(key) != manifest.get(key)]
         if differs:
             raise ValueError(
                 f"{out} holds another screen (different {', '.join(differs)}); use another "
                 "output folder, or --restart to discard it and start again"
             )
-        return committed_chunks(out)
-    if restart and out.exists():
-        shutil.rmtree(out / CHUNKS, ignore_errors=True)
-        for name in (TABLE, TABLE_CSV, ERRORS, MANIFEST):
-            (out / name).unlink(missing_ok=True)
+        remove_stale_partials(out)
+        remove_stale_partials(out / CHUNKS)
+        return readable_chunks(out, log)
+    if restart:
+        for item in out.iterdir():
+            if item.name.startswith(LOCK):
+                continue
+            shutil.rmtree(item) if item.is_dir() else item.unlink()
+    remove_stale_partials(out)
     (out / CHUNKS).mkdir(parents=True, exist_ok=True)
     write_json(found, {"format": MANIFEST_FORMAT, **manifest})
     return set()
 
 
+def read_manifest(path: Path) -> dict:
+    """The manifest; one that cannot be read is an error naming it and the way out."""
+    try:
+        value = json.loads(path.read_text())
+        if not isinstance(value, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
+        raise ValueError(
+            f"{path}: unreadable manifest ({error}); nothing says which screen the folder "
+            "holds: start it again with --restart"
+        ) from None
+    return value
+
+
 def committed_chunks(out_dir: str | Path) -> set[int]:
     """Numbers of the chunks whose table is committed."""
     return {int(p.name.split(".")[0]) for p in (Path(out_dir) / CHUNKS).glob("*.parquet")}
+
+
+def readable_chunks(out_dir: str | Path, log=print) -> set[int]:
+    """The committed chunks whose table and errors read back whole; the files of any other
+    are removed, said, and the chunk is screened again."""
+    import pyarrow.parquet as pq
+
+    folder = Path(out_dir) / CHUNKS
+    readable = set()
+    for number in sorted(committed_chunks(out_dir)):
+        table, errors = folder / f"{number:05d}.parquet", folder / f"{number:05d}.errors.csv"
+        try:
+            pq.read_metadata(table)
+            if list(pd.read_csv(errors, dtype=str, nrows=0).columns) != ERROR_COLUMNS:
+                raise ValueError(f"columns are not {', '.join(ERROR_COLUMNS)}")
+        except Exception as error:  # any way a file can be damaged
+            reason = " ".join(str(error).split())[:160]
+            log(f"chunk {number} cannot be read back ({reason}); it is screened again")
+            table.unlink(missing_ok=True)
+            errors.unlink(missing_ok=True)
+            continue
+        readable.add(number)
+    return readable
 
 
 def commit_chunk(out_dir: str | Path, number: int, table: pd.DataFrame, errors: pd.DataFrame):
@@ -123,7 +204,7 @@ def merge_chunks(out_dir: str | Path) -> tuple[int, pd.DataFrame]:
         writer.close()
     with atomic_write(out / ERRORS) as partial:
         frames = [pd.read_csv(out / CHUNKS / f"{n:05d}.errors.csv", dtype=str) for n in numbers]
-        merged = pd.concat([pd.DataFrame(columns=["id", "stage", "reason"]), *frames])
+        merged = pd.concat([pd.DataFrame(columns=ERROR_COLUMNS), *frames])
         merged.to_csv(partial, index=False)
     return rows, merged
 

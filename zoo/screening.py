@@ -21,7 +21,7 @@ import itertools
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,7 @@ from zoo.screen_output import (
     commit_chunk,
     file_digest,
     input_fingerprint,
+    lock_output,
     merge_chunks,
     open_output,
     write_json,
@@ -144,25 +145,27 @@ def run_screen(spec: ScreenSpec, log=print) -> ScreenResult:
     open_engine = _dask_engine if spec.engine == "dask" else _local_engine
     seconds = dict.fromkeys(STAGES, 0.0)
     run = processed = 0
-    with open_engine(spec, files) as engine:
-        engine.check()
-        done = open_output(spec.output_dir, manifest_for(spec, records), spec.restart)
-        if done:
-            log(f"continuing: {len(done)} chunks of {spec.output_dir} are done already")
-        bar = _Progress(spec, done)
-        options = ScreenOptions(max_atoms=spec.max_atoms)
-        for result in engine.results(chunks(spec, done), options):
-            write_start = time.perf_counter()
-            commit_chunk(spec.output_dir, result.number, result.table, result.errors)
-            failpoint("chunk-committed")
-            for stage, value in result.seconds.items():
-                seconds[stage] += value
-            seconds["writing"] = seconds.get("writing", 0.0) + time.perf_counter() - write_start
-            run += 1
-            processed += len(result.table) + len(result.errors)
-            bar.advance(len(result.table) + len(result.errors))
-        bar.close()
-    return _finish(spec, seconds, (run, processed), started, log)
+    with ExitStack() as holding:  # the output folder is held until the card is written
+        with open_engine(spec, files) as engine:
+            engine.check()
+            holding.enter_context(lock_output(spec.output_dir))
+            done = open_output(spec.output_dir, manifest_for(spec, records), spec.restart, log)
+            if done:
+                log(f"continuing: {len(done)} chunks of {spec.output_dir} are done already")
+            bar = _Progress(spec, done)
+            options = ScreenOptions(max_atoms=spec.max_atoms)
+            for result in engine.results(chunks(spec, done), options):
+                write_start = time.perf_counter()
+                commit_chunk(spec.output_dir, result.number, result.table, result.errors)
+                failpoint("chunk-committed")
+                for stage, value in result.seconds.items():
+                    seconds[stage] += value
+                seconds["writing"] = seconds.get("writing", 0.0) + time.perf_counter() - write_start
+                run += 1
+                processed += len(result.table) + len(result.errors)
+                bar.advance(len(result.table) + len(result.errors))
+            bar.close()
+        return _finish(spec, seconds, (run, processed), started, log)
 
 
 class _Progress:

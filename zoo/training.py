@@ -510,11 +510,18 @@ def train(
     if record.get("status") == FINISHED:
         log(f"{output_dir} finished earlier; its results are returned as they are")
         return TrainResult.from_folder(output_dir)
+    if is_copy(output_dir, record):
+        log(f"{output_dir} is a copy of the run folder {record['folder']}, whose MLflow run "
+            "stays that folder's: this one continues in a new MLflow run")  # fmt: skip
+        record = {key: value for key, value in record.items() if key not in ("run_id", "folder_id")}
+        if checkpoint is not None:
+            checkpoint["run_id"] = None
     record = write_record(
         output_dir,
         RUNNING,
         run_id=record.get("run_id"),
         folder_id=record.get("folder_id") or uuid.uuid4().hex[:16],
+        folder=str(output_dir.resolve()),
     )
     logger = RunLogger(config.experiment, output_dir) if track else NoRunLogger()
     run_tags = {**(tags or {})}
@@ -538,6 +545,18 @@ def train(
         raise
     _close(output_dir, logger, FINISHED, "FINISHED")
     return result
+
+
+def is_copy(output_dir: Path, record: dict) -> bool:
+    """Whether the folder is a copy of another run folder: its record names the folder it was
+    made in, and another folder stands there (a folder moved away from its old place is no
+    copy, and keeps its MLflow run)."""
+    import os
+
+    origin = record.get("folder")
+    if not origin or origin == str(output_dir.resolve()) or not Path(origin).is_dir():
+        return False
+    return not os.path.samefile(origin, output_dir)
 
 
 def _close(output_dir: Path, logger, status: str, mlflow_status: str, **fields) -> None:
