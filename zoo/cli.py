@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 import warnings
 
@@ -32,16 +34,45 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Bad input and operating-system failures (a full disk, a missing or
+    unwritable path, an unreachable scheduler) end in one line naming what failed, never a
+    traceback; a reader that closes the pipe (``| head``) ends the command quietly."""
     warnings.formatwarning = _one_line_warning
     args = build_parser().parse_args(argv)
     keep_freed_memory()
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
     except KeyboardInterrupt:
         return 130
-    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except OSError as error:
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
         return 2
+    except (ValueError, KeyError, RuntimeError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
+
+
+def os_error_line(error: OSError) -> str:
+    """``<path>: <cause>`` for an operating-system error (both paths of a rename), else the
+    message, on one line."""
+    cause = error.strerror or str(error) or type(error).__name__
+    paths = [p for p in (error.filename, error.filename2) if p is not None]
+    where = " -> ".join(map(str, paths))
+    text = f"{where}: {cause}" if where else cause
+    if error.errno == errno.ENOSPC:
+        text += " (free some space; the same command continues where it stopped)"
+    return " ".join(text.split())
+
+
+def _quiet_stdout() -> None:
+    """Standard output to /dev/null, so that flushing it at exit raises nothing more."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 if __name__ == "__main__":

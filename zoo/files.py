@@ -57,3 +57,25 @@ def remove_stale_partials(folder: str | Path) -> list[Path]:
                 path.unlink(missing_ok=True)
             removed.append(path)
     return removed
+
+
+def check_output_file(path: str | Path) -> Path:
+    """``path`` as a file to write, checked before any work: not a folder, and its folder is
+    no file. Nothing is created. Raises ValueError naming the path."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the file to write")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"{parent} is a file, so {path} cannot be written")
+    return path
+
+
+def check_output_folder(path: str | Path) -> Path:
+    """``path`` as a folder to write into, checked before any work: not a file (nor below
+    one). Nothing is created. Raises ValueError naming the path."""
+    path = Path(path)
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise ValueError(f"{existing} is a file; the output is a folder")
+    return path

@@ -306,6 +306,10 @@ def _leave_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="zoo-parent-watch").start()
 
 
+SCHEDULER_CONNECT_SECONDS = 10
+"""How long ``zoo screen --scheduler`` tries to reach the scheduler."""
+
+
 @contextmanager
 def _dask_engine(spec: ScreenSpec, files: list[ModelFile]):
     """The same chunks as tasks on a Dask cluster (``spec.scheduler``, or a local cluster of
@@ -318,7 +322,15 @@ def _dask_engine(spec: ScreenSpec, files: list[ModelFile]):
             n_workers=spec.workers, threads_per_worker=1, processes=True,
             host="127.0.0.1", dashboard_address=None,
         )  # fmt: skip
-    client = Client(spec.scheduler or cluster)
+    try:
+        client = Client(spec.scheduler or cluster, timeout=SCHEDULER_CONNECT_SECONDS)
+    except OSError as error:
+        if cluster is not None:
+            cluster.close()
+        raise ValueError(
+            f"cannot reach the Dask scheduler {spec.scheduler} in {SCHEDULER_CONNECT_SECONDS} s "
+            f"({' '.join(str(error).split())[:200]})"
+        ) from None
     try:
         shipped = [ModelFile(f.spec, f.digest, None, Path(f.path).read_bytes()) for f in files]
         yield _DaskEngine(client, client.scatter(shipped, broadcast=True), spec.workers)

@@ -39,15 +39,24 @@ def member_sources(members: list[str]) -> list[Path]:
             sources += found
         else:
             sources.append(member)
+    from zoo.ensemble import member_path
+
+    resolved = [Path(member_path(p)).resolve() for p in sources]
+    repeated = next(
+        (s for s, r in zip(sources, resolved, strict=True) if resolved.count(r) > 1), None
+    )
+    if repeated is not None:
+        raise ValueError(f"{repeated} is given twice: an ensemble's members are different models")
     return sources
 
 
 def run(args) -> int:
     from zoo.calibration import calibrate
     from zoo.ensemble import build_ensemble
+    from zoo.files import check_output_file
 
+    output = check_output_file(args.output)
     ensemble = build_ensemble(member_sources(args.members))
-    output = Path(args.output)
     if args.calibrate:
         record = calibrate(args.calibrate, output.with_suffix("").with_suffix(".calibration.png"))
         ensemble.calibration = record

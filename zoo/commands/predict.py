@@ -29,9 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from zoo.files import atomic_write
+    from zoo.files import atomic_write, check_output_file
     from zoo.loaded_model import load_model
 
+    if args.output != "-":
+        check_output_file(args.output)
     model = load_model(args.model, batch_size=args.batch_size, workers=args.workers)
     version = f", registry version {model.version}" if model.version else ""
     print(f"model: {args.model}{version} ({', '.join(model.targets)})", file=sys.stderr)
@@ -41,7 +43,8 @@ def run(args) -> int:
         print(f"error: {bad['id']}: {bad['error']}", file=sys.stderr)
         return 2
     failed = int((table["error"] != "").sum())
-    note = f"; {failed} entries could not be predicted (see the error column)" if failed else ""
+    entries = "1 entry" if failed == 1 else f"{failed} entries"
+    note = f"; {entries} could not be predicted (see the error column)" if failed else ""
     if args.output == "-":
         table.to_csv(sys.stdout, index=False, float_format=FLOAT_FORMAT)
         print(f"{len(table) - failed} predictions{note}", file=sys.stderr)

@@ -42,8 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from zoo.files import check_output_folder
     from zoo.screening import ScreenSpec, run_screen
 
+    check_output_folder(args.output_dir)
     spec = ScreenSpec(
         input=args.input,
         models=args.model,
