@@ -231,3 +231,30 @@ def test_a_copied_run_folder_continues_in_its_own_mlflow_run(isolated, demo):
     said.clear()
     again = train(resume=moved, dataset=demo, progress=False, log=said.append)
     assert again.run_id == first.run_id and not any("copy" in line for line in said)
+
+
+def test_a_parser_warning_about_a_json_record_names_its_entry(isolated):
+    """pymatgen warns about a CIF without saying which; for a record, the warning names it."""
+    from pymatgen.core import Lattice, Structure
+
+    from zoo.readers import read_dataset
+
+    sites = [[1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]]
+    hcp = Structure(Lattice.hexagonal(3.21, 5.21), ["Mg", "Mg"], sites)
+    records = [{"mp_id": "mg-hcp", "structure": hcp.to(fmt="cif")}]
+    (isolated / "r.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    with pytest.warns(UserWarning, match=r"^mg-hcp: .*rounded"):
+        read_dataset(isolated / "r.jsonl", with_targets=False)
+
+
+def test_json_lines_ids_that_are_null_or_empty_are_refused_naming_their_line(isolated):
+    from zoo.readers import read_dataset
+
+    lines = [{"mp_id": "a", "structure": rocksalt().as_dict()},
+             {"mp_id": None, "structure": rocksalt().as_dict()},
+             {"mp_id": "", "structure": rocksalt().as_dict()}]  # fmt: skip
+    (isolated / "r.jsonl").write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    data = read_dataset(isolated / "r.jsonl", with_targets=False, skip_bad=True)
+    assert data.ids == ["a"]
+    assert data.skipped.items == [("line-2", "record's 'mp_id' is null"),
+                                  ("line-3", "record's 'mp_id' is \"\"")]  # fmt: skip

@@ -188,12 +188,15 @@ def test_predict_names_unknown_structures_in_strict_mode(isolated, demo):
     bundle = load_bundle(result.bundle_path)
     from pymatgen.core import Lattice, Structure
 
-    lonely = Structure(Lattice.cubic(30.0), ["Fe"], [[0, 0, 0]])
+    lonely = Structure(Lattice.cubic(20.0), ["Fe"], [[0, 0, 0]])  # 8,000 A^3: graph stage
+    vacuum = Structure(Lattice.cubic(30.0), ["Fe"], [[0, 0, 0]])  # 27,000 A^3: refused on reading
     table = predict_structures(
-        bundle, ["Fe-bcc", "gas"], [demo.structures[demo.ids.index("Fe")], lonely]
-    )
+        bundle, ["Fe-bcc", "gas", "vacuum"],
+        [demo.structures[demo.ids.index("Fe")], lonely, vacuum],
+    )  # fmt: skip
     assert table.loc[0, "error"] == "" and table.loc[0, "shear_gpa"] > 0
     assert "no neighbour" in table.loc[1, "error"] and np.isnan(table.loc[1, "shear_gpa"])
+    assert "per atom is no real crystal" in table.loc[2, "error"]
     from zoo.errors import BadInputError
 
     with pytest.raises(BadInputError, match="gas"):

@@ -136,15 +136,18 @@ def _checked_counts(values: list, bounds: RequestBounds) -> list:
 
 
 def _parse_counted(value, count, allow_paths: bool, bounds: RequestBounds | None):
-    from zoo.readers.structures import parse_structure
+    """One row's structure; its sites were counted already (``count``: a number, None where
+    the kind of value has no count before parsing, or the exception counting raised)."""
+    from zoo.readers.structures import check_sites, parse_structure
 
     if isinstance(count, Exception):
         raise count
-    if bounds is not None and isinstance(count, int) and count > bounds.sites:
-        raise ValueError(f"{count:,} sites; at most {bounds.sites:,} are taken here")
-    return parse_structure(
-        value, allow_paths=allow_paths, max_sites=None if bounds is None else bounds.sites
+    limit = None if bounds is None else bounds.sites
+    check_sites(None, count, limit)
+    structure = parse_structure(  # counted here only where it was not counted before
+        value, allow_paths=allow_paths, max_sites=limit if count is None else None
     )
+    return check_sites(structure, len(structure), limit)
 
 
 def nan_to_none(table: pd.DataFrame) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import json
 from functools import partial
 from pathlib import Path
 
+from zoo.readers.cif import warnings_naming
 from zoo.readers.jsonfiles import first_character, load_json
 from zoo.readers.registry import Entry, ReadOptions, input_format, is_file_named
 from zoo.readers.structures import parse_structure
@@ -30,9 +31,16 @@ def record_entry(place: str, record, id_key: str, target_keys: dict[str, str], s
         return Entry(entry, None, {}, f"record has no {structure_key!r} value")
     return Entry(
         entry,
-        partial(parse_structure, record[structure_key]),
+        partial(parse_named, entry, record[structure_key]),
         {t: record.get(key) for t, key in target_keys.items()},
     )
+
+
+def parse_named(entry: str, value):
+    """:func:`~zoo.readers.structures.parse_structure`, with the parser's warnings (pymatgen's
+    about a CIF) naming the entry they are about."""
+    with warnings_naming(entry):
+        return parse_structure(value)
 
 
 def is_json_list(path) -> bool:

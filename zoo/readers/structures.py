@@ -62,25 +62,27 @@ def parse_structure(value, *, allow_paths: bool = False, max_sites: int | None =
     (:func:`count_sites`) or built with more sites is refused. Raises ValueError with a
     one-line reason."""
     if isinstance(value, Structure):
-        return _bounded(value, len(value), max_sites)
+        return check_sites(value, len(value), max_sites)
     if _is_atoms(value):
         from zoo.readers.structure_file import atoms_to_structure
 
-        return _bounded(atoms_to_structure(value), len(value), max_sites)
+        return check_sites(atoms_to_structure(value), len(value), max_sites)
     if isinstance(value, Path) or (isinstance(value, str) and "\n" not in value.strip()):
         return _from_path(value, allow_paths, max_sites)
     if isinstance(value, dict | str) and max_sites is not None:
-        _bounded(None, count_sites(value), max_sites)
+        check_sites(None, count_sites(value), max_sites)
     if isinstance(value, dict):
         structure = structure_from_dict(value)
     elif isinstance(value, str):
         structure = structure_from_text(value)
     else:
         raise ValueError(f"unsupported structure value of type {type(value).__name__}")
-    return _bounded(structure, len(structure), max_sites)
+    return check_sites(structure, len(structure), max_sites)
 
 
-def _bounded(structure, sites: int | None, max_sites: int | None):
+def check_sites(structure, sites: int | None, max_sites: int | None):
+    """``structure`` when its ``sites`` (None: not known) are within ``max_sites`` (None: no
+    bound); a ValueError saying both otherwise."""
     if max_sites is not None and sites is not None and sites > max_sites:
         raise ValueError(f"{sites:,} sites; at most {max_sites:,} are taken here")
     return structure
@@ -104,7 +106,7 @@ def _from_path(value, allow_paths: bool, max_sites: int | None):
     if not path.is_file():
         raise ValueError(f"{str(value)[:200]!r} is not a structure file")
     structure = read_structure_file(path)
-    return _bounded(structure, len(structure), max_sites)
+    return check_sites(structure, len(structure), max_sites)
 
 
 def structure_from_text(text: str) -> Structure:
@@ -205,7 +207,7 @@ def _place(where: str) -> str:
         return "lattice"
     if re.fullmatch(r"sites\[\d+\]\.species\[\d+\]", where):
         return "species"
-    return "" if where == "" else where
+    return where
 
 
 def _only_keys(item: dict, allowed: set[str], where: str) -> None:
