@@ -1,7 +1,9 @@
-"""Kill anywhere, lose nothing: SIGKILL `zoo train` and `zoo tune` at many instants, resume each
-with the command the tool documents, and check the invariants after every one (issue 14).
+"""Kill anywhere, lose nothing: SIGKILL `zoo train`, `zoo tune` and `zoo screen` at many
+instants, resume each with the command the tool documents, and check the invariants after every
+one (issues 14 and 28).
 
-    .venv/bin/python bench/bench_faults.py [--train-kills 30] [--tune-kills 30] [--seed 0]
+    .venv/bin/python bench/bench_faults.py [--train-kills 30] [--tune-kills 30]
+        [--screen-kills 30] [--only train,tune,screen] [--seed 0]
 
 `zoo train` runs a short job on the development data (dev split, 6 epochs, one thread); `zoo
 tune` a 3-trial study with `--final` on the built-in set (3 epochs per trial). Each kill lands
@@ -16,8 +18,13 @@ MLflow run is FINISHED with every `epoch/*` step once; metrics and predictions e
 uninterrupted run's with the same seed, bit for bit; run.json says FINISHED; no run in the store
 is RUNNING. `zoo tune`: the study holds 3 finished trials, no parameter set trained twice (each
 continued trial in its predecessor's folder and run), every trial's history has each epoch once,
-one registered version with the champion alias, no run RUNNING. Prints a table by phase and
-writes bench/results/faults.json; the table goes into docs/benchmarks.md.
+one registered version with the champion alias, no run RUNNING. `zoo screen` (the shipped
+model over 600 Materials Project structures in chunks of 50, half the kills with the local
+engine, half with the Dask engine, plus fail points after a chunk's commit, after the merge and
+inside the card): every input id exactly once in the table or the errors, the table equal to
+an uninterrupted run's, and no process of the killed screen (workers, Dask nannies) left
+running 20 s after the kill. Prints a table by phase and writes bench/results/faults.json; the
+table goes into docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -201,6 +208,124 @@ def tune_phase(cwd: Path) -> str:
     return "refit and registration"
 
 
+SCREEN_STRUCTURES, SCREEN_CHUNK = 600, 50
+SCREEN_POINTS = ["chunk-committed@3", "screen-merged", "card-part"]
+
+
+def screen_args(engine: str) -> list[str]:
+    return ["screen", "--model", "zoo-elastic-mp2024", "--input", "../screen-input.jsonl",
+            "-o", "out", "--chunk-size", str(SCREEN_CHUNK), "--workers", "2",
+            "--engine", engine]  # fmt: skip
+
+
+def write_screen_input(path: Path) -> list[str]:
+    """The first SCREEN_STRUCTURES MP structures as JSON lines; returns their ids."""
+    import gzip
+
+    from bench._common import SHARED
+
+    with gzip.open(SHARED / "data" / "mp_structures_36k.json.gz") as handle:
+        records = json.load(handle)
+    chosen = records[:SCREEN_STRUCTURES]
+    path.write_text("".join(json.dumps(r) + "\n" for r in chosen))
+    return [r["mp_id"] for r in chosen]
+
+
+def screen_phase(out: Path) -> str:
+    if not (out / "manifest.json").exists():
+        return "before the output"
+    done = len(list((out / "chunks").glob("*.parquet")))
+    if done < SCREEN_STRUCTURES // SCREEN_CHUNK:
+        return "chunks"
+    if not (out / "screen.parquet").exists():
+        return "merge"
+    return "summary and card" if not (out / "card.md").exists() else "after the end"
+
+
+def kill_screen(cwd: Path, engine: str, wall: float, rng, point: str | None, ids, reference):
+    import psutil
+
+    cwd.mkdir(parents=True)
+    env = {**os.environ, "DGLBACKEND": "pytorch", "ZOO_CACHE_DIR": str(WORK / "graph-cache")}
+    env.pop("ZOO_FAILPOINT", None)
+    if point:
+        env["ZOO_FAILPOINT"] = point
+    delay = None if point else float(rng.uniform(0.0, wall))
+    command = [sys.executable, "-m", "zoo.cli", *screen_args(engine)]
+    process = subprocess.Popen(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    family: set[int] = set()
+    deadline = None if delay is None else time.perf_counter() + delay
+    while process.poll() is None and (deadline is None or time.perf_counter() < deadline):
+        try:
+            family |= {c.pid for c in psutil.Process(process.pid).children(recursive=True)}
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.05)
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL)
+    process.wait()
+    landed = process.returncode == -signal.SIGKILL
+    phase = f"fail point {point}" if point else screen_phase(cwd / "out")
+    orphans = _survivors(family, seconds=20.0)
+    if landed:
+        zoo(screen_args(engine), cwd)  # the same command continues
+    table = pd.read_parquet(cwd / "out" / "screen.parquet")
+    errors = pd.read_csv(cwd / "out" / "errors.csv", dtype=str)
+    seen = list(table["id"]) + list(errors["id"])
+    return {"part": f"zoo screen ({engine})", "instant": point or f"{delay:.2f} s",
+            "phase": phase, "killed": landed,
+            "every id exactly once": sorted(seen) == sorted(ids),
+            "table equals an uninterrupted run's": table.equals(reference),
+            "no orphan process": not orphans}  # fmt: skip
+
+
+def _survivors(pids: set[int], seconds: float) -> list[int]:
+    """The processes of ``pids`` still running after up to ``seconds``."""
+    import psutil
+
+    deadline = time.perf_counter() + seconds
+    while True:
+        alive = []
+        for pid in pids:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                continue
+        if not alive or time.perf_counter() > deadline:
+            return alive
+        time.sleep(0.5)
+
+
+def screen_part(kills: int, rng) -> list[dict]:
+    """Uninterrupted screens with each engine, then the kills, half with each engine."""
+    import shutil
+
+    folder = WORK / "screen"
+    folder.mkdir(parents=True)
+    ids = write_screen_input(folder / "screen-input.jsonl")
+    walls, references = {}, {}
+    for engine in ("local", "dask"):
+        cwd = folder / f"reference-{engine}"
+        cwd.mkdir()
+        _, walls[engine] = zoo(screen_args(engine), cwd)
+        references[engine] = pd.read_parquet(cwd / "out" / "screen.parquet")
+        print(f"zoo screen --engine {engine}, uninterrupted: {walls[engine]:.1f} s wall")
+    rows = []
+    plan = [(e, None) for _ in range(kills // 2) for e in ("local", "dask")]
+    plan += [(e, p) for p in SCREEN_POINTS for e in ("local", "dask")]
+    for i, (engine, point) in enumerate(plan):
+        cwd = folder / f"kill-{i:03d}"
+        rows.append(kill_screen(cwd, engine, walls[engine], rng, point, ids, references[engine]))
+        print(f"screen {i + 1}/{len(plan)} ({engine}): {rows[-1]['phase']}, all held: "
+              f"{all(v for k, v in rows[-1].items() if isinstance(v, bool) and k != 'killed')}",
+              flush=True)  # fmt: skip
+        shutil.rmtree(cwd / "out" / "chunks", ignore_errors=True)  # keep the disk small
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     """Instants tried, kills that landed and invariants held or broken, by part and phase."""
     lines = ["| part | phase | instants | killed | invariants held | broken |", "|---" * 6 + "|"]
@@ -224,13 +349,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--train-kills", type=int, default=30, help="random instants, zoo train")
     parser.add_argument("--tune-kills", type=int, default=30, help="random instants, zoo tune")
+    parser.add_argument("--screen-kills", type=int, default=30, help="random instants, screen")
+    parser.add_argument("--only", default="train,tune,screen", help="parts to run")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
+    parts = args.only.split(",")
     rng = np.random.default_rng(args.seed)
     if WORK.exists():
         import shutil
 
         shutil.rmtree(WORK)
+    rows = []
+    if "train" in parts:
+        rows += train_part(args.train_kills, rng)
+    if "tune" in parts:
+        rows += tune_part(args.tune_kills, rng)
+    if "screen" in parts:
+        rows += screen_part(args.screen_kills, rng)
+    (RESULTS / "faults.json").write_text(json.dumps(rows, indent=1))
+    for part in dict.fromkeys(r["part"] for r in rows):
+        print(table([r for r in rows if r["part"] == part]))
+        print()
+
+
+def train_part(kills: int, rng) -> list[dict]:
     train_dir = WORK / "train"
     train_dir.mkdir(parents=True)
     zoo([*TRAIN_ARGS, "--run-name", "warm-up"], train_dir)  # builds the graph cache
@@ -238,26 +380,28 @@ def main() -> None:
     reference = train_dir / "runs" / "reference"
     print(f"zoo train, uninterrupted: {wall:.1f} s wall")
     rows = []
-    plan = [None] * args.train_kills + TRAIN_POINTS
+    plan = [None] * kills + TRAIN_POINTS
     for i, point in enumerate(plan):
         rows.append(kill_train(train_dir, f"k{i:03d}", reference, wall, rng, point))
         print(f"train {i + 1}/{len(plan)}: {rows[-1]['phase']}, all held: "
               f"{all(v for k, v in rows[-1].items() if isinstance(v, bool) and k != 'killed')}",
               flush=True)  # fmt: skip
+    return rows
+
+
+def tune_part(kills: int, rng) -> list[dict]:
     reference_tune = WORK / "tune-reference"
-    reference_tune.mkdir()
+    reference_tune.mkdir(parents=True)
     _, tune_wall = zoo(TUNE_ARGS, reference_tune)
     print(f"zoo tune --final, uninterrupted: {tune_wall:.1f} s wall")
-    plan = [None] * args.tune_kills + TUNE_POINTS
+    rows = []
+    plan = [None] * kills + TUNE_POINTS
     for i, point in enumerate(plan):
         rows.append(kill_tune(WORK / f"tune-{i:03d}", tune_wall, rng, point))
         print(f"tune {i + 1}/{len(plan)}: {rows[-1]['phase']}, all held: "
               f"{all(v for k, v in rows[-1].items() if isinstance(v, bool) and k != 'killed')}",
               flush=True)  # fmt: skip
-    (RESULTS / "faults.json").write_text(json.dumps(rows, indent=1))
-    print(table([r for r in rows if r["part"] == "zoo train"]))
-    print()
-    print(table([r for r in rows if r["part"] == "zoo tune"]))
+    return rows
 
 
 if __name__ == "__main__":

@@ -65,3 +65,34 @@ def test_an_unreachable_scheduler_is_one_line(isolated, capsys):
     err = capsys.readouterr().err
     assert "cannot reach the Dask scheduler tcp://127.0.0.1:1 in 10 s" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_a_chunk_commit_is_one_line_and_the_screen_continues(isolated):
+    """The disk fills while the second chunk is written (a fail point raises ENOSPC there):
+    one line naming the cause, exit 2; once space is back the same command continues to the
+    table an uninterrupted screen writes."""
+    from tests.conftest import fcc_primitive, rocksalt, run_zoo
+
+    folder = isolated / "in"
+    folder.mkdir()
+    for n, cell in enumerate([fcc_primitive(), rocksalt(), fcc_primitive(3.52, "Ni"),
+                              fcc_primitive(4.05, "Al")]):  # fmt: skip
+        cell.to(filename=str(folder / f"s{n}.cif"))
+    args = ["screen", "--model", "zoo-elastic-mp2024", "--input", "in", "--chunk-size", "1",
+            "--workers", "1", "--no-card"]  # fmt: skip
+    full = run_zoo(*args, "-o", "out", cwd=isolated, failpoint="chunk-part@2:enospc")
+    assert full.returncode == 2, full.stderr
+    errors = [line for line in full.stderr.splitlines() if "error: " in line]
+    assert len(errors) == 1, full.stderr
+    last = errors[0][errors[0].index("error: ") :]  # after the progress bar's carriage return
+    assert "No space left on device" in last
+    assert "the same command continues" in last and "Traceback" not in full.stderr
+    again = run_zoo(*args, "-o", "out", cwd=isolated)
+    assert again.returncode == 0, again.stderr
+    whole = run_zoo(*args, "-o", "whole", cwd=isolated)
+    assert whole.returncode == 0, whole.stderr
+    import pandas as pd
+
+    resumed = pd.read_parquet(isolated / "out" / "screen.parquet")
+    pd.testing.assert_frame_equal(resumed, pd.read_parquet(isolated / "whole" / "screen.parquet"))

@@ -90,3 +90,13 @@ def test_zoo_predict_screen_and_the_registry_take_the_pretrained_name(isolated):
     unknown = run_zoo("predict", "--model", "no-such-model", "--input", str(folder),
                       cwd=isolated)  # fmt: skip
     assert unknown.returncode == 2 and f"shipped: {NAME}" in unknown.stderr
+
+
+def test_zoo_ensemble_takes_pretrained_names_and_refuses_a_member_twice(isolated):
+    from zoo.commands.ensemble import member_sources
+    from zoo.ensemble import build_ensemble
+
+    ensemble = build_ensemble(member_sources(["zoo-elastic-mp2024"]))
+    assert len(ensemble.members) == 3 and ensemble.sources[0].endswith("zoo.pt#0")
+    with pytest.raises(ValueError, match="given twice"):
+        member_sources(["zoo-elastic-mp2024", "zoo-elastic-mp2024"])

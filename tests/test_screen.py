@@ -311,3 +311,30 @@ def test_the_output_folder_is_held_and_damaged_chunks_are_screened_again(models,
     run_screen(spec.model_copy(update={"restart": True}), log=lambda *_: None)
     assert not (isolated / "out" / "card.md").exists()
     pd.testing.assert_frame_equal(pd.read_parquet(isolated / "out" / "screen.parquet"), first)
+
+
+@pytest.mark.slow
+def test_predict_gives_the_flags_the_screen_gives(models, isolated):
+    """``zoo.load_model(...).predict_path`` writes the screen's flags that need no graph, with
+    the same values as ``zoo screen`` on the same structures; a row without a prediction has
+    none."""
+    import zoo
+    from zoo.domain import DOMAIN_FLAG_COLUMNS
+    from zoo.screening import ScreenSpec, run_screen
+
+    folder = structure_folder(isolated / "in")
+    spec = ScreenSpec(input=str(folder), models=[models["ensemble"]], output_dir="out",
+                      chunk_size=4, workers=1, progress=False, card=False)  # fmt: skip
+    run_screen(spec, log=lambda *_: None)
+    screened = pd.read_parquet(isolated / "out" / "screen.parquet").set_index("id")
+    predicted = zoo.load_model(models["ensemble"]).predict_path(folder).set_index("id")
+    shared = screened.index
+    for name in DOMAIN_FLAG_COLUMNS:
+        assert list(predicted.loc[shared, name]) == list(screened[name]), name
+    assert (
+        bool(predicted.loc["nacl", "flagged"])
+        and "Cl" in predicted.loc["nacl", "flag_unseen_elements"]
+    )
+    assert predicted.loc["broken", "flagged"] is pd.NA or pd.isna(
+        predicted.loc["broken", "flagged"]
+    )

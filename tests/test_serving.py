@@ -48,6 +48,12 @@ def test_every_structure_kind_gives_the_same_prediction(multitask_bundle, demo, 
         "bulk_gpa",
         "bulk_log10",
         "error",
+        "flag_unseen_elements",
+        "flag_density_outside",
+        "flag_sites_outside",
+        "flag_volume_per_atom_outside",
+        "flag_many_atoms",
+        "flagged",
     ]
     assert (out["error"] == "").all()
     for column in ("shear_gpa", "bulk_gpa"):

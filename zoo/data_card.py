@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from zoo import derived
+from zoo.faults import failpoint
 from zoo.screen_chunk import FLAG_COLUMNS, flag_set
 from zoo.screen_output import ERRORS, MANIFEST, TABLE, write_json
 
@@ -125,6 +126,7 @@ def write_card(out_dir: str | Path, summary: dict) -> dict[str, str]:
     table = pd.read_parquet(out / TABLE, columns=wanted)
     errors = pd.read_csv(out / ERRORS, dtype=str)
     plots = screen_plots.summary_plots(table, out)
+    failpoint("card-part")
     card = {
         "title": f"zoo screen of {Path(manifest['input']['path'] or 'demo').name}",
         "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),

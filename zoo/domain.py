@@ -109,3 +109,56 @@ def domain_flags(domain: dict | None, atomic_numbers: np.ndarray, volume_a3: flo
         "sites_outside": outside(sites, "sites"),
         "volume_per_atom_outside": outside(volume_a3 / sites, "volume_per_atom_a3"),
     }
+
+
+MANY_ATOMS = 200
+"""``flag_many_atoms`` above this many atoms per cell (the Materials Project's elastic cells
+have under 200 sites)."""
+DOMAIN_FLAG_COLUMNS = [
+    "flag_unseen_elements",
+    "flag_density_outside",
+    "flag_sites_outside",
+    "flag_volume_per_atom_outside",
+    "flag_many_atoms",
+]
+"""The flags a structure and the training domain decide alone (``zoo screen`` adds one that
+needs the graph, ``flag_few_neighbors``); ``flagged`` is any of them."""
+
+
+def flag_table(domain: dict | None, atoms: list, volumes: list, max_atoms: int = MANY_ATOMS):
+    """The :data:`DOMAIN_FLAG_COLUMNS` and ``flagged`` of crystals given by ``atoms[i]`` (int
+    ``(N_i,)`` atomic numbers, or None for a row without a structure: its flags are missing)
+    and ``volumes[i]`` (cubic angstrom), as a DataFrame, one row each, in order.
+    ``flag_unseen_elements`` holds the space-separated symbols (string); the others are
+    nullable booleans (missing without a recorded domain)."""
+    import pandas as pd
+
+    rows = []
+    for numbers, volume in zip(atoms, volumes, strict=True):
+        if numbers is None:
+            rows.append(dict.fromkeys(DOMAIN_FLAG_COLUMNS))
+            continue
+        found = domain_flags(domain, np.asarray(numbers), volume)
+        rows.append({f"flag_{key}": value for key, value in found.items()}
+                    | {"flag_many_atoms": len(numbers) > max_atoms})  # fmt: skip
+    table = pd.DataFrame(rows, columns=DOMAIN_FLAG_COLUMNS)
+    columns = {"flag_unseen_elements": table["flag_unseen_elements"].astype("string")}
+    for name in DOMAIN_FLAG_COLUMNS[1:]:
+        columns[name] = table[name].astype("boolean")
+    flags = pd.DataFrame(columns)
+    flags["flagged"] = pd.array(any_flag(flags, DOMAIN_FLAG_COLUMNS), dtype="boolean")
+    flags.loc[[n is None for n in atoms], "flagged"] = pd.NA
+    return flags
+
+
+def any_flag(table, names: list[str]) -> np.ndarray:
+    """bool ``(n,)``: where any of the flag columns ``names`` is set (unseen elements: a
+    non-empty list of symbols; missing values: not set)."""
+    set_ = np.zeros(len(table), dtype=bool)
+    for name in names:
+        column = table[name]
+        if name == "flag_unseen_elements":
+            set_ |= (column.fillna("").astype(str).str.len() > 0).to_numpy()
+        else:
+            set_ |= column.fillna(False).astype(bool).to_numpy()
+    return set_

@@ -150,11 +150,18 @@ def member_path(source: str | Path) -> Path:
 
 
 def build_ensemble(sources: list[str | Path]) -> Ensemble:
-    """An (uncalibrated) ensemble of the bundles or run folders ``sources``."""
-    from zoo.bundle import load_bundle
-
-    paths = [member_path(source) for source in sources]
-    return Ensemble([load_bundle(path) for path in paths], [str(path) for path in paths])
+    """An (uncalibrated) ensemble of the bundles, run folders or ensemble files ``sources``
+    (an ensemble's members each become a member: ``<file>#<n>``)."""
+    members, names = [], []
+    for path in (member_path(source) for source in sources):
+        loaded = load_model_file(path)
+        if isinstance(loaded, Ensemble):
+            members += loaded.members
+            names += [f"{path}#{number}" for number in range(len(loaded.members))]
+        else:
+            members.append(loaded)
+            names.append(str(path))
+    return Ensemble(members, names)
 
 
 class EnsemblePredictor:

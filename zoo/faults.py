@@ -2,10 +2,11 @@
 
 ``failpoint(name)`` does nothing unless the environment variable ``ZOO_FAILPOINT`` names it:
 ``ZOO_FAILPOINT=epoch-saved@3`` kills this process with SIGKILL (no clean-up, no ``finally``)
-the third time it reaches ``epoch-saved``; without ``@N``, the first time. The fault-injection
-benchmark (``bench/bench_faults.py``) and the tests use them to land a kill exactly inside the
-short windows that random instants rarely hit (between a checkpoint and its MLflow call, during
-the model's registration). The points, in the order a run reaches them:
+the third time it reaches ``epoch-saved``; without ``@N``, the first time. With ``:enospc``
+(``chunk-part@2:enospc``) it raises the error a full disk gives instead of killing. The
+fault-injection benchmark (``bench/bench_faults.py``) and the tests use them to land a kill
+exactly inside the short windows that random instants rarely hit (between a checkpoint and
+its MLflow call, during the model's registration). The points, in the order a run reaches them:
 
 ``folder-part``       a run folder and its config are written under a temporary name
 ``run-opened``        the MLflow run is open and recorded; no epoch has run
@@ -17,11 +18,15 @@ the model's registration). The points, in the order a run reaches them:
 ``pyfunc-logged``     ``zoo tune --final``: the refit's pyfunc model is logged, its run reopened
 ``refit-registered``  ``zoo tune --final``: the refit is registered, the alias not yet moved
 ``fold-finished``     ``zoo benchmark``: a fold model is finished, the next not yet started
+``chunk-part``        ``zoo screen``: a chunk's errors are written, its table (the commit) not yet
 ``chunk-committed``   ``zoo screen``: a chunk's table is committed, the next not yet written
+``screen-merged``     ``zoo screen``: the chunks are merged into the table, no summary yet
+``card-part``         ``zoo screen``: the card's plots are written, not yet ``card.json``
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 
@@ -34,9 +39,13 @@ def failpoint(name: str) -> None:
     wanted = os.environ.get(ENV)
     if not wanted:
         return
+    wanted, _, effect = wanted.partition(":")
     point, _, count = wanted.partition("@")
     if point != name:
         return
     _reached[name] = _reached.get(name, 0) + 1
-    if _reached[name] == int(count or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if _reached[name] != int(count or 1):
+        return
+    if effect == "enospc":
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), f"fail point {name}")
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -22,9 +22,11 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from zoo import names
+from zoo.domain import DOMAIN_FLAG_COLUMNS, flag_table, merge_domains
 from zoo.readers.structures import parse_structure
 from zoo.resolve import predictor_for, registry_version, resolve_model
 
@@ -45,7 +47,8 @@ class LoadedModel:
         self.predictor = predictor_for(loaded, **options)
         self.targets = list(self.predictor.targets)
         self.graph_settings = self.predictor.graph_settings
-        self.columns = list(self.predictor.columns)
+        self.domain = training_domain_of(loaded)
+        self.columns = [*self.predictor.columns, *DOMAIN_FLAG_COLUMNS, "flagged"]
 
     def predict(self, x, *, allow_paths: bool = False, progress: bool = False):
         """Moduli for ``x``: one structure (a dict of columns back) or a list of them (a
@@ -79,8 +82,16 @@ class LoadedModel:
         return pd.concat([table, unread], ignore_index=True)[self.columns]
 
     def predict_structures(self, ids, structures, *, skip_bad=True, progress=False):
-        """The predictor's table for structures already read (one row each, in order)."""
-        return self.predictor.predict(ids, structures, skip_bad=skip_bad, progress=progress)
+        """The predictor's table for structures already read (one row each, in order), with
+        the applicability flags ``zoo screen`` writes that need no graph
+        (:func:`zoo.domain.flag_table`; missing on a row that could not be predicted)."""
+        table = self.predictor.predict(ids, structures, skip_bad=skip_bad, progress=progress)
+        predicted = (table[names.ERROR] == "").to_numpy()
+        atoms = [np.asarray(s.atomic_numbers) if ok else None
+                 for s, ok in zip(structures, predicted, strict=True)]  # fmt: skip
+        volumes = [s.volume for s in structures]
+        flags = flag_table(self.domain, atoms, volumes)
+        return pd.concat([table.reset_index(drop=True), flags], axis=1)[self.columns]
 
     def predict_entries(self, ids: list[str], loaders: list, *, progress=False) -> pd.DataFrame:
         """One row per id, in order. ``loaders[i]()`` reads entry i's structure; a failure
@@ -124,6 +135,16 @@ class LoadedModel:
     def __repr__(self) -> str:
         version = f" (version {self.version})" if self.version else ""
         return f"LoadedModel({self.source}{version}: {', '.join(self.targets)})"
+
+
+def training_domain_of(loaded) -> dict | None:
+    """The training domain of a bundle, or the union of an ensemble's members' (None when a
+    model has none recorded: a format-1 bundle)."""
+    from zoo.ensemble import Ensemble
+
+    members = loaded.members if isinstance(loaded, Ensemble) else [loaded]
+    domains = [m.training_domain for m in members]
+    return None if None in domains else merge_domains(domains)
 
 
 def load_model(spec: str | Path, **options) -> LoadedModel:

@@ -31,17 +31,17 @@ import pandas as pd
 
 from zoo import derived, names
 from zoo.dataset import TARGETS
-from zoo.domain import density_g_cm3, domain_flags, merge_domains
+from zoo.domain import (
+    DOMAIN_FLAG_COLUMNS,
+    MANY_ATOMS,
+    any_flag,
+    density_g_cm3,
+    flag_table,
+    merge_domains,
+)
 from zoo.errors import BadInputError
 
-FLAG_COLUMNS = [
-    "flag_unseen_elements",
-    "flag_density_outside",
-    "flag_sites_outside",
-    "flag_volume_per_atom_outside",
-    "flag_many_atoms",
-    "flag_few_neighbors",
-]
+FLAG_COLUMNS = [*DOMAIN_FLAG_COLUMNS, "flag_few_neighbors"]
 STAGES = ("reading", "neighbours", "graphs", "inference", "derived")
 ERROR_COLUMNS = ["id", "stage", "reason"]
 
@@ -152,7 +152,7 @@ def _local_file(model: ModelFile) -> str:
 class ScreenOptions:
     """What a chunk is told besides its entries."""
 
-    max_atoms: int = 200
+    max_atoms: int = MANY_ATOMS
     """``flag_many_atoms`` above this many atoms per cell."""
     batch_size: int = 256
 
@@ -344,33 +344,21 @@ def _derived_columns(moduli: dict, density, n_sites, volume) -> dict:
 
 
 def _flag_columns(kept, atoms, volume, arrays, models, options) -> dict:
-    """The applicability flags (:data:`FLAG_COLUMNS`) and ``flagged`` (any of them)."""
-    flags = {name: [] for name in FLAG_COLUMNS}
-    for entry, numbers, cell in zip(kept, atoms, volume, strict=True):
-        found = domain_flags(models.domain, numbers, cell)
-        flags["flag_unseen_elements"].append(found["unseen_elements"])
-        flags["flag_density_outside"].append(found["density_outside"])
-        flags["flag_sites_outside"].append(found["sites_outside"])
-        flags["flag_volume_per_atom_outside"].append(found["volume_per_atom_outside"])
-        flags["flag_many_atoms"].append(len(numbers) > options.max_atoms)
-        flags["flag_few_neighbors"].append(_few_neighbours(entry, arrays, models))
-    unseen = flags.pop("flag_unseen_elements")
-    columns = {name: pd.array(values, dtype="boolean") for name, values in flags.items()}
-    columns = {"flag_unseen_elements": pd.array(unseen, dtype="string"), **columns}
-    others = [columns[n].fillna(False).to_numpy(bool) for n in FLAG_COLUMNS[1:]]
-    columns["flagged"] = np.array([bool(u) for u in unseen], dtype=bool) | np.any(
-        np.reshape(others, (len(others), len(kept))), axis=0
+    """The applicability flags (:data:`FLAG_COLUMNS`) and ``flagged`` (any of them): those of
+    :func:`zoo.domain.flag_table` and ``flag_few_neighbors`` from the graphs."""
+    flags = flag_table(models.domain, list(atoms), list(volume), options.max_atoms)
+    flags["flag_few_neighbors"] = pd.array(
+        [_few_neighbours(entry, arrays, models) for entry in kept], dtype="boolean"
     )
+    columns = {name: flags[name].array for name in FLAG_COLUMNS}
+    columns["flagged"] = any_flag(flags, FLAG_COLUMNS)
     return columns
 
 
 def flag_set(table: pd.DataFrame, name: str) -> np.ndarray:
     """bool ``(n,)``: where the flag column ``name`` of a screen table is set (for
     ``flag_unseen_elements``: a non-empty list of symbols; missing values: not set)."""
-    column = table[name]
-    if name == "flag_unseen_elements":
-        return (column.fillna("").astype(str).str.len() > 0).to_numpy()
-    return column.fillna(False).astype(bool).to_numpy()
+    return any_flag(table, [name])
 
 
 def _few_neighbours(entry: str, arrays: dict, models: ScreenModels) -> bool:

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from zoo.faults import failpoint
 from zoo.files import atomic_write
 
 MANIFEST = "manifest.json"
@@ -174,6 +175,7 @@ def commit_chunk(out_dir: str | Path, number: int, table: pd.DataFrame, errors: 
     folder = Path(out_dir) / CHUNKS
     with atomic_write(folder / f"{number:05d}.errors.csv") as partial:
         errors.to_csv(partial, index=False)
+    failpoint("chunk-part")
     with atomic_write(folder / f"{number:05d}.parquet") as partial:
         table.to_parquet(partial, index=False)
 

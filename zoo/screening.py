@@ -201,6 +201,7 @@ def _finish(spec, seconds, counts, started, log) -> ScreenResult:
     """Merge the chunks, count, write ``summary.json`` and the data card."""
     merge_start = time.perf_counter()
     predicted, table = merge_chunks(spec.output_dir)
+    failpoint("screen-merged")
     seconds["writing"] = seconds.get("writing", 0.0) + time.perf_counter() - merge_start
     by_stage = {str(k): int(v) for k, v in table["stage"].value_counts().items()}
     kinds = table["reason"].str.split(" [(]", regex=True).str[0].str.slice(0, 80)

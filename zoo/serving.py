@@ -249,9 +249,9 @@ def log_pyfunc(bundle_path: str | Path):
 
 def _columns_of(model_path) -> list[str]:
     from zoo.ensemble import load_model_file
-    from zoo.resolve import predictor_for
+    from zoo.loaded_model import LoadedModel
 
-    return predictor_for(load_model_file(model_path)).columns
+    return LoadedModel(load_model_file(model_path), str(model_path)).columns
 
 
 def _package_tree(folder: Path) -> Path:
@@ -288,8 +288,11 @@ def _signature(columns: list[str]):
     from mlflow.models import ModelSignature
     from mlflow.types.schema import AnyType, ColSpec, Schema
 
-    text = {names.ID, names.ERROR}
-    outputs = [ColSpec("string" if c in text else "double", c) for c in columns]
+    text = {names.ID, names.ERROR, "flag_unseen_elements"}
+    outputs = [
+        ColSpec("string" if c in text else "boolean" if c.startswith("flag") else "double", c)
+        for c in columns
+    ]
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), "structure"), ColSpec("string", "id", required=False)]),
         outputs=Schema(outputs),

@@ -13,7 +13,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "members",
         nargs="+",
-        help="model bundles, run folders, or a zoo benchmark folder (all its fold models)",
+        help="model bundles, run folders, ensemble files or pretrained names (zoo pretrained), or "
+        "a zoo benchmark folder (all its fold models)",
     )
     parser.add_argument("-o", "--output", required=True, help="ensemble file to write (*.zoo.pt)")
     parser.add_argument(
@@ -27,20 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def member_sources(members: list[str]) -> list[Path]:
-    """Bundles and run folders as given; a benchmark folder becomes its fold run folders."""
+    """Bundles and run folders as given, a pretrained name its model file; a benchmark folder
+    becomes its fold run folders. The same model twice is an error."""
+    from zoo import pretrained
     from zoo.benchmark import SPEC_FILE
+    from zoo.ensemble import member_path
 
     sources: list[Path] = []
     for member in map(Path, members):
-        if (member / SPEC_FILE).exists():
+        if not member.exists() and pretrained.is_pretrained(str(member)):
+            sources.append(pretrained.model_path(str(member)))
+        elif (member / SPEC_FILE).exists():
             found = sorted(p.parent for p in member.glob("fold[0-9]/*/model.zoo.pt"))
             if not found:
                 raise ValueError(f"{member}: a benchmark folder without finished fold models")
             sources += found
         else:
             sources.append(member)
-    from zoo.ensemble import member_path
-
     resolved = [Path(member_path(p)).resolve() for p in sources]
     repeated = next(
         (s for s, r in zip(sources, resolved, strict=True) if resolved.count(r) > 1), None
