@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -45,6 +46,28 @@ def strict_json(text: str):
         raise AssertionError(f"the answer holds {constant}, which is not JSON")
 
     return json.loads(text, parse_constant=refuse)
+
+
+SERVER: dict[str, int] = {}
+"""The pid of the running ``mlflow models serve`` process (set by the fixture)."""
+
+PEAK_SERVER_MB = 1500
+"""The most the server's processes may have held (their peak resident sets summed, MB) after
+the bounded requests; the unbounded 38,000-atom CIF of issue 28 took 3,700."""
+
+
+def server_peak_mb() -> float:
+    """Sum of the peak resident set (Linux ``VmHWM``) of the server and its children."""
+    import psutil
+
+    root = psutil.Process(SERVER["pid"])
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        total += int(
+            next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1]
+        )
+    return total / 1e3
 
 
 @pytest.fixture
@@ -80,6 +103,7 @@ def served(isolated, demo):
             assert server.poll() is None, "mlflow models serve stopped"
             assert time.time() < deadline, "mlflow models serve did not answer in 180 s"
             time.sleep(0.5)
+    SERVER["pid"] = server.pid
     yield base
     os.killpg(server.pid, signal.SIGTERM)
     server.wait(timeout=60)
@@ -158,3 +182,6 @@ def test_a_served_model_bounds_its_work_and_refuses_in_one_line_of_json(served):
     assert f"{len(expands):,} sites; at most 1,000" in rows["big"]["error"]
     assert rows["bad"]["error"] and rows["bad"]["shear_gpa"] is None
     assert rows["good"]["error"] == "" and rows["good"]["shear_gpa"] > 0
+    peak = server_peak_mb()
+    print(f"mlflow models serve: peak resident {peak:.0f} MB after the bounded requests")
+    assert peak < PEAK_SERVER_MB, peak
