@@ -22,6 +22,11 @@ def test_output_paths_are_checked_before_any_work(isolated, capsys):
         (["predict", "--model", "no-such-model", "--input", "x", "-o", "a-file/out.csv"],
          "a-file is a file"),
         (["screen", "--model", "no-such-model", "-o", "a-file"], "a-file is a file"),
+        (["train", "--output-dir", "a-file"], "a-file is a file"),
+        (["tune", "--output-dir", "a-file/trials"], "a-file is a file"),
+        (["benchmark", "--output-dir", "a-file", "--data", "x.json.gz"], "a-file is a file"),
+        (["import-cgcnn", "x.pth.tar", "--atom-init", "a.json", "-o", "a-folder"],
+         "a-folder is a folder"),
     ]  # fmt: skip
     for argv, words in cases:
         assert main(argv) == 2, argv

@@ -59,7 +59,9 @@ def spec_of(args):
 
 def run(args) -> int:
     from zoo.benchmark import run_benchmark
+    from zoo.files import check_output_folder
 
+    check_output_folder(args.output_dir)
     report = run_benchmark(spec_of(args))
     print(report.text)
     return 0

@@ -18,7 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from zoo.cgcnn_import import import_cgcnn
     from zoo.elements import read_element_table
+    from zoo.files import check_output_file
 
+    check_output_file(args.output)
     bundle = import_cgcnn(args.checkpoint, read_element_table(args.atom_init), target=args.target)
     path = bundle.save(args.output)
     print(f"imported {args.checkpoint} ({bundle.transform.targets[0]}) -> {path}")

@@ -106,6 +106,7 @@ def print_metrics(result) -> None:
 
 def run(args) -> int:
     from zoo.config import load_config
+    from zoo.files import check_output_folder
     from zoo.tracking import tracking_uri
     from zoo.training import train
 
@@ -113,6 +114,7 @@ def run(args) -> int:
         result = train(resume=args.resume, track=not args.no_track)
     else:
         config = load_config(args.config, train_overrides(args))
+        check_output_folder(config.output_dir)
         result = train(config, track=not args.no_track)
     print_metrics(result)
     print(f"model bundle : {result.bundle_path}")

@@ -46,8 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from zoo.files import check_output_folder
     from zoo.tuning.study import StudySpec, run_study
 
+    check_output_folder(args.output_dir)
     overrides = dict(args.set or [])
     if args.epochs is not None:
         overrides["epochs"] = args.epochs

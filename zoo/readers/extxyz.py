@@ -26,11 +26,12 @@ def _open(path: Path, options: ReadOptions):
     def entries():
         import ase.io
 
-        frame = 0
+        frame = 0  # frames are numbered from 1, as lines and rows are
         try:
-            for frame, atoms in enumerate(ase.io.iread(path, index=":", format="extxyz")):
+            frames = ase.io.iread(path, index=":", format="extxyz")
+            for frame, atoms in enumerate(frames, start=1):
                 values = {t: atoms.info.get(key) for t, key in target_keys.items()}
-                entry = str(atoms.info.get("id", frame))
+                entry = str(atoms.info.get("id", f"frame-{frame}"))
                 yield Entry(entry, partial(atoms_to_structure, atoms), values)
         except Exception as error:  # a broken frame ends the file: say where
             reason = f"cannot read as extended XYZ after frame {frame} ({error})"
