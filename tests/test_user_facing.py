@@ -160,3 +160,24 @@ def test_optuna_plots_keep_their_style_to_themselves(isolated):
     assert {p.name for p in written} >= {"optimization_history.png", "optimization_history.html"}
     assert matplotlib.rcParams["axes.facecolor"] == before["axes.facecolor"] == "white"
     assert "validation MAE (log10 GPa)" in (isolated / "optimization_history.html").read_text()
+
+
+def test_dir_zoo_lists_the_public_api():
+    names = dir(zoo)
+    assert "load_model" in names and "train" in names and "__version__" in names
+    assert "importlib" not in names and "version" not in names
+
+
+def test_zoo_experiments_open_in_mlflows_model_training_view(isolated):
+    """MLflow 3 opens an experiment in its GenAI view unless it is tagged as model training;
+    an experiment made before the tag gets it on next use."""
+    import mlflow
+
+    from zoo import tracking
+
+    experiment = mlflow.get_experiment(tracking.setup("zoo-kind"))
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == tracking.MODEL_TRAINING_KIND
+    older = mlflow.create_experiment("made-elsewhere")
+    tracking.setup("made-elsewhere")
+    tags = mlflow.get_experiment(older).tags
+    assert tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"

@@ -41,6 +41,11 @@ except PackageNotFoundError:  # run from a source tree that is not installed
     __version__ = "0+unknown"
 
 
+def __dir__() -> list[str]:
+    """The public API (so that ``zoo.<TAB>`` completes it), with ``__version__``."""
+    return sorted([*_PUBLIC, "__version__"])
+
+
 def __getattr__(name: str):
     if name in _PUBLIC:
         return getattr(importlib.import_module(_PUBLIC[name]), name)

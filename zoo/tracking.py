@@ -145,9 +145,16 @@ def first_use_lock(uri: str):
         yield
 
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING_KIND = "custom_model_development"
+"""The experiment kind that opens MLflow 3's UI in its model-training view (runs, metrics,
+models), not its GenAI view (traces, prompts)."""
+
+
 def setup(experiment: str) -> str:
     """Point MLflow at the store (created whole if new) and return the id of ``experiment``
-    (created if new)."""
+    (created if new), tagged as a model-training experiment (:data:`MODEL_TRAINING_KIND`; an
+    older experiment gets the tag too)."""
     import mlflow
 
     quiet_logging()
@@ -156,9 +163,15 @@ def setup(experiment: str) -> str:
     mlflow.set_tracking_uri(uri)
     with first_use_lock(uri):
         found = mlflow.get_experiment_by_name(experiment)
-        if found is not None:
-            return found.experiment_id
-        return mlflow.create_experiment(experiment)
+        if found is None:
+            return mlflow.create_experiment(
+                experiment, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING_KIND}
+            )
+        if found.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING_KIND:
+            mlflow.MlflowClient().set_experiment_tag(
+                found.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING_KIND
+            )
+        return found.experiment_id
 
 
 PARENT_TAG = "mlflow.parentRunId"
