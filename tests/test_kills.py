@@ -220,6 +220,7 @@ def test_zoo_ui_stops_its_server_when_killed_and_refuses_a_busy_port(isolated):
     )
     line = ui.stdout.readline()  # printed once the UI answers
     assert line.startswith(f"MLflow UI at http://127.0.0.1:{port} "), line
+    assert "?timeout" not in line and "mlflow.db" in line  # the store as a file, not a URI
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
         assert answer.status == 200
     busy = zoo("ui", "--port", port, cwd=isolated)

@@ -181,3 +181,19 @@ def test_zoo_experiments_open_in_mlflows_model_training_view(isolated):
     tracking.setup("made-elsewhere")
     tags = mlflow.get_experiment(older).tags
     assert tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+
+
+def test_zoo_ui_names_the_runs_table_of_the_latest_experiment(isolated):
+    import mlflow
+
+    from zoo import tracking
+    from zoo.commands.ui import latest_experiment
+
+    assert latest_experiment(tracking.tracking_uri()) is None  # no run yet
+    for name in ("first", "second"):
+        with mlflow.start_run(experiment_id=tracking.setup(name)):
+            pass
+    experiment_id, name = latest_experiment(tracking.tracking_uri())
+    assert (
+        name == "second" and experiment_id == mlflow.get_experiment_by_name("second").experiment_id
+    )

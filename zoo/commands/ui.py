@@ -14,6 +14,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=5000)
 
 
+def latest_experiment(uri: str) -> tuple[str, str] | None:
+    """``(id, name)`` of the experiment of the store's latest run (None without runs)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(uri)
+    ids = [e.experiment_id for e in client.search_experiments()]
+    runs = client.search_runs(ids, order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        return None
+    experiment_id = runs[0].info.experiment_id
+    return experiment_id, client.get_experiment(experiment_id).name
+
+
 def run(args) -> int:
     import os
     import signal
@@ -67,10 +80,15 @@ def run(args) -> int:
             tail = server_log.read_text(errors="replace").splitlines()[-5:]
             print("error: the MLflow server stopped:", *tail, sep="\n  ", file=sys.stderr)
             return 2
+        store = tracking.sqlite_path(uri) or uri
         print(
-            f"MLflow UI at {url} for {uri}, answering after {time.time() - started:.0f} s "
+            f"MLflow UI at {url} for {store}, answering after {time.time() - started:.0f} s "
             f"(Ctrl-C stops it; server log {server_log})"
         )
+        latest = latest_experiment(uri)
+        if latest is not None:
+            runs_table = f"{url}/#/experiments/{latest[0]}/runs"
+            print(f"runs of {latest[1]!r}, the latest experiment: {runs_table}")
         sys.stdout.flush()
         return guard.wait()
     except KeyboardInterrupt:
