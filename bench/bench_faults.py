@@ -252,9 +252,8 @@ def kill_screen(cwd: Path, engine: str, wall: float, rng, point: str | None, ids
         env["ZOO_FAILPOINT"] = point
     delay = None if point else float(rng.uniform(0.0, wall))
     command = [sys.executable, "-m", "zoo.cli", *screen_args(engine)]
-    process = subprocess.Popen(
-        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    log = open(cwd / "screen.log", "wb")  # noqa: SIM115 (the child writes it)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     family: set[int] = set()
     deadline = None if delay is None else time.perf_counter() + delay
     while process.poll() is None and (deadline is None or time.perf_counter() < deadline):
@@ -266,6 +265,10 @@ def kill_screen(cwd: Path, engine: str, wall: float, rng, point: str | None, ids
     if process.poll() is None:
         process.send_signal(signal.SIGKILL)
     process.wait()
+    log.close()
+    if process.returncode not in (0, -signal.SIGKILL):
+        tail = (cwd / "screen.log").read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"zoo screen failed ({process.returncode}) in {cwd}:\n{tail}")
     landed = process.returncode == -signal.SIGKILL
     phase = f"fail point {point}" if point else screen_phase(cwd / "out")
     orphans = _survivors(family, seconds=20.0)

@@ -229,3 +229,14 @@ def test_tuning_per_fold_sees_only_the_folds_training_entries(tiny, isolated):
     for trial in (folder / "tune-shear-bulk" / "trials").rglob("predictions.csv"):
         seen = pd.read_csv(trial)
         assert "test" not in set(seen["split"]) and not test_ids & set(seen["id"])
+
+
+def test_the_task_is_read_from_one_matbench_file(tiny):
+    from zoo.cli import build_parser
+    from zoo.commands.benchmark import spec_of
+
+    def spec(*data):
+        return spec_of(build_parser().parse_args(["benchmark", "--data", *data]))
+
+    assert spec(tiny[0]).task == "matbench_log_gvrh" and spec(tiny[1]).task == "matbench_log_kvrh"
+    assert spec(*tiny).task == "both"

@@ -197,3 +197,23 @@ def test_zoo_ui_names_the_runs_table_of_the_latest_experiment(isolated):
     assert (
         name == "second" and experiment_id == mlflow.get_experiment_by_name("second").experiment_id
     )
+
+
+def test_every_option_says_what_it_does_and_its_default_and_every_command_has_examples():
+    import argparse
+
+    from zoo.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in commands.choices.items():
+        text = command.format_help()
+        assert "\nexamples:\n  zoo " in text, name
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = "/".join(action.option_strings) or action.dest
+            assert action.help, f"zoo {name} {flag} has no help"
+            helped = command._get_formatter()._expand_help(action)
+            if action.default not in (None, False, "", argparse.SUPPRESS):
+                assert "default" in helped.lower(), f"zoo {name} {flag}: {helped}"

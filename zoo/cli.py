@@ -23,9 +23,28 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"zoo {zoo.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        command.add_arguments(sub.add_parser(command.NAME, help=command.HELP))
+        parser_of = sub.add_parser(
+            command.NAME,
+            help=command.HELP,
+            description=command.HELP,
+            epilog="examples:\n" + "\n".join(f"  {line}" for line in command.EXAMPLES),
+            formatter_class=HelpWithDefaults,
+        )
+        command.add_arguments(parser_of)
         sub.choices[command.NAME].set_defaults(func=command.run)
     return parser
+
+
+class HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+    """Help that states every option's default (unless its text already does, or it has
+    none) and keeps the examples' line breaks."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "default" in text.lower() or default in (None, False, "", argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

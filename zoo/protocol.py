@@ -132,6 +132,14 @@ def read_task_file(path: str | Path) -> tuple[str, np.ndarray, list[dict], np.nd
     return task, rows[order], structures, values
 
 
+def task_of_files(paths: list[str | Path]) -> str:
+    """The task a benchmark of ``paths`` runs when none is named: the task of one file (read
+    from its target column), else ``both``."""
+    if len(paths) == 1:
+        return read_task_file(paths[0])[0]
+    return "both"
+
+
 def read_task_table(task: str, paths: list[str | Path]) -> TaskTable:
     """The table of ``task`` (a task name or ``both``) from its file(s); for ``both`` the two
     files must hold the same rows with the same structures."""

@@ -8,15 +8,20 @@ from zoo.commands._common import add_set_flag
 
 NAME = "benchmark"
 HELP = "Matbench v0.1 protocol: five official folds, results.json.gz, leaderboard comparison"
+EXAMPLES = [
+    "zoo benchmark --model cgcnn --data matbench_log_gvrh.json.gz",
+    "zoo benchmark --config configs/cgcnn-angle-global-mt.yaml --folds 0 --seeds 3 "
+    "--data matbench_log_gvrh.json.gz matbench_log_kvrh.json.gz",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="registered variant (default: the config's, else cgcnn)")
     parser.add_argument(
         "--task",
-        default="both",
         choices=["matbench_log_gvrh", "matbench_log_kvrh", "both"],
-        help="Matbench task(s) (default both)",
+        help="Matbench task(s) (default: the task of one --data file, else both)",
     )
     parser.add_argument(
         "--data",
@@ -40,10 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def spec_of(args):
     from zoo.benchmark import BenchmarkSpec
+    from zoo.protocol import task_of_files
 
     return BenchmarkSpec(
         model=args.model,
-        task=args.task,
+        task=args.task or task_of_files(args.data or []),
         data=args.data or [],
         folds=[int(f) for f in args.folds.split(",")],
         config=args.config,

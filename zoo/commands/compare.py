@@ -6,13 +6,19 @@ import argparse
 
 NAME = "compare"
 HELP = "test MAE of two groups of runs, with a bootstrap interval of the change"
+EXAMPLES = [
+    "zoo compare --base runs/cgcnn-s0 runs/cgcnn-s1 --other runs/mt-s0 runs/mt-s1",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", nargs="+", required=True, help="run folders (one per seed)")
     parser.add_argument("--other", nargs="+", required=True, help="run folders to compare")
     parser.add_argument("--target", help="shear, bulk or shear,bulk (default: all in common)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"])
+    parser.add_argument(
+        "--split", default="test", choices=["train", "val", "test"], help="the split compared"
+    )
     parser.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples")
 
 

@@ -6,6 +6,10 @@ import argparse
 
 NAME = "dashboard"
 HELP = "optuna-dashboard on a study (its default storage found from its name)"
+EXAMPLES = [
+    "zoo dashboard --study cgcnn-shear",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -7,6 +7,11 @@ from pathlib import Path
 
 NAME = "ensemble"
 HELP = "combine bundles, run folders or a benchmark's fold models into one model with a spread"
+EXAMPLES = [
+    "zoo ensemble runs/seed-0 runs/seed-1 runs/seed-2 -o ensemble.zoo.pt",
+    "zoo ensemble runs/benchmark/NAME -o folds.zoo.pt --register my-ensemble",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,10 @@ import argparse
 
 NAME = "import-cgcnn"
 HELP = "turn an original CGCNN checkpoint into a bundle"
+EXAMPLES = [
+    "zoo import-cgcnn shear-moduli.pth.tar --atom-init atom_init.json -o shear.zoo.pt",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,10 +6,15 @@ import argparse
 
 NAME = "models"
 HELP = "list registered model variants"
+EXAMPLES = [
+    "zoo models",
+    "zoo models 'cgcnn-angle*'",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("pattern", nargs="?", default="*")
+    parser.add_argument("pattern", nargs="?", default="*", help="shell pattern of model names")
 
 
 def run(args) -> int:

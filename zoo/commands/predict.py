@@ -10,6 +10,11 @@ NAME = "predict"
 HELP = "predict moduli (GPa) for structures"
 FLOAT_FORMAT = "%.6g"
 """Numbers are written with 6 significant digits (more than any model's accuracy)."""
+EXAMPLES = [
+    "zoo predict --model zoo-elastic-mp2024 --input my_cifs/ -o moduli.csv",
+    "zoo predict --model models:/cgcnn-shear@champion --input POSCAR",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", default="-", help="output CSV (default -: a table on standard output)"
     )
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=256, help="crystals per batch")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes building graphs (1: in this process)"
+    )
     parser.add_argument("--strict", action="store_true", help="fail on the first bad entry")
 
 

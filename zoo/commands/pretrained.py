@@ -7,6 +7,11 @@ import argparse
 
 NAME = "pretrained"
 HELP = "list the shipped pretrained models; show a model card; register them"
+EXAMPLES = [
+    "zoo pretrained",
+    "zoo pretrained --card zoo-elastic-mp2024",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

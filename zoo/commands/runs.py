@@ -6,6 +6,11 @@ import argparse
 
 NAME = "runs"
 HELP = "table of training runs from the MLflow store (model, data, seed, MAE, time)"
+EXAMPLES = [
+    "zoo runs",
+    "zoo runs --filter cgcnn --limit 10",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

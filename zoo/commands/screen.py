@@ -8,6 +8,11 @@ import os
 
 NAME = "screen"
 HELP = "screen many structures: moduli, derived properties, flags; resumable"
+EXAMPLES = [
+    "zoo screen --model zoo-elastic-mp2024 --input structures.jsonl.gz -o screen/",
+    "zoo screen --model zoo-elastic-mp2024 --input cifs/ -o screen/ --engine dask",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output-dir", required=True, help="output folder")
     parser.add_argument("--chunk-size", type=int, default=1000, help="structures per chunk")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
-    parser.add_argument("--engine", choices=["local", "dask"], default="local")
+    parser.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        default="local",
+        help="local worker processes, or Dask tasks (a local cluster, or --scheduler)",
+    )
     parser.add_argument(
         "--scheduler", help="Dask scheduler address (default: a local cluster of --workers)"
     )

@@ -28,6 +28,11 @@ TRAIN_FLAGS = {
 
 NAME = "train"
 HELP = "train a model (default: cgcnn on the built-in set)"
+EXAMPLES = [
+    "zoo train --model cgcnn --target shear --epochs 30",
+    "zoo train --config configs/cgcnn-angle-global-mt.yaml --data my_data.json.gz",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

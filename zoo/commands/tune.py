@@ -8,6 +8,11 @@ from zoo.commands._common import add_set_flag
 
 NAME = "tune"
 HELP = "Optuna study for one variant and target(s)"
+EXAMPLES = [
+    "zoo tune --model cgcnn --target bulk --trials 20 --final",
+    "zoo tune --model cgcnn-mt --target shear,bulk --jobs 2",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,11 +28,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: sqlite file mlruns/optuna/STUDY.db)",
     )
     parser.add_argument("--space", help="search space YAML (default: tuning/spaces/)")
-    parser.add_argument("--pruner", default="median", choices=["median", "hyperband", "none"])
+    parser.add_argument(
+        "--pruner",
+        default="median",
+        choices=["median", "hyperband", "none"],
+        help="stop trials whose validation curve falls behind",
+    )
     parser.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes sharing the study")
     parser.add_argument("--threads", type=int, help="torch threads per worker")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the sampler's seed")
     parser.add_argument(
         "--heartbeat",
         type=float,

@@ -7,11 +7,16 @@ import sys
 
 NAME = "ui"
 HELP = "serve the MLflow UI on the zoo's runs"
+EXAMPLES = [
+    "zoo ui",
+    "zoo ui --port 5001",
+]
+"""Shown at the end of the command's ``--help``."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on")
 
 
 def latest_experiment(uri: str) -> tuple[str, str] | None:
