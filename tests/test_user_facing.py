@@ -217,3 +217,15 @@ def test_every_option_says_what_it_does_and_its_default_and_every_command_has_ex
             helped = command._get_formatter()._expand_help(action)
             if action.default not in (None, False, "", argparse.SUPPRESS):
                 assert "default" in helped.lower(), f"zoo {name} {flag}: {helped}"
+
+
+def test_every_command_writing_output_takes_dash_o_and_output():
+    import argparse
+
+    from zoo.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    writing = ["train", "predict", "screen", "tune", "benchmark", "ensemble", "import-cgcnn"]
+    for name in writing:
+        flags = {f for a in commands.choices[name]._actions for f in a.option_strings}
+        assert {"-o", "--output"} <= flags, name

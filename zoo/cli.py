@@ -42,9 +42,22 @@ class HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
     def _get_help_string(self, action) -> str:
         text = action.help or ""
         default = action.default
+        if getattr(action, "config_key", None):  # a flag setting a training config key
+            default = config_default(action.config_key)
+            return text if default is None else f"{text} (default: {default})"
         if "default" in text.lower() or default in (None, False, "", argparse.SUPPRESS):
             return text
         return f"{text} (default: %(default)s)"
+
+
+def config_default(key: str):
+    """The default of a dotted training config key (``optim.lr``), None if it has none."""
+    from zoo.config import TrainConfig
+
+    value = TrainConfig().model_dump()
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:

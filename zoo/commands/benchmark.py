@@ -35,7 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune-trials", type=int, default=0, help="Optuna trials per fold")
     parser.add_argument("--seeds", type=int, default=1, help="models per fold (an ensemble)")
     parser.add_argument("--threads", type=int, help="torch threads per model (default: all cores)")
-    parser.add_argument("--output-dir", default="runs/benchmark", help="default runs/benchmark")
+    parser.add_argument(
+        "--output-dir", "-o", "--output", default="runs/benchmark", help="where the benchmark goes"
+    )
     parser.add_argument("--name", help="folder name (default MODEL-TASK)")
     parser.add_argument(
         "--leaderboard",

@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a pretrained name (zoo pretrained), model file or registry URI; repeat to give "
         "each target its model (a shear and a bulk model)",
     )
-    parser.add_argument("-o", "--output-dir", required=True, help="output folder")
+    parser.add_argument("--output-dir", "-o", "--output", required=True, help="output folder")
     parser.add_argument("--chunk-size", type=int, default=1000, help="structures per chunk")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     parser.add_argument(

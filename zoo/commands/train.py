@@ -23,7 +23,7 @@ TRAIN_FLAGS = {
     "--element-table": ("element_table", str, "atom_init.json to use instead of generated"),
     "--run-name": ("run_name", str, "name of the run folder and MLflow run"),
     "--experiment": ("experiment", str, "MLflow experiment name"),
-    "--output-dir": ("output_dir", str, "where run folders go (default runs/)"),
+    "--output-dir": ("output_dir", str, "where run folders go"),
 }
 
 NAME = "train"
@@ -40,8 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="shear, bulk or shear,bulk (default shear)")
     parser.add_argument("--data", help="data file or folder (default: built-in demo set)")
     parser.add_argument("--config", help="YAML config; flags override it")
-    for flag, (_, kind, text) in TRAIN_FLAGS.items():
-        parser.add_argument(flag, type=kind, help=text)
+    for flag, (key, kind, text) in TRAIN_FLAGS.items():
+        aliases = ("-o", "--output") if flag == "--output-dir" else ()
+        action = parser.add_argument(flag, *aliases, type=kind, help=text)
+        action.config_key = key  # its default is the config's, looked up when help is shown
     parser.add_argument(
         "--target-column",
         action="append",

@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--epochs", type=int, help="epochs per trial (overrides the space)")
     add_set_flag(parser, "fix any config key for every trial (dotted)")
-    parser.add_argument("--output-dir", default="runs/tune", help="where trial run folders go")
+    parser.add_argument(
+        "--output-dir", "-o", "--output", default="runs/tune", help="where trial run folders go"
+    )
     parser.add_argument(
         "--final",
         action="store_true",
