@@ -17,7 +17,7 @@ PACKAGES = {"zoo": ROOT / "zoo", "zoo.models": ROOT / "models", "zoo.tuning": RO
 STAGES = [
     # 0: foundations every stage may use
     ["zoo._backend", "zoo.errors", "zoo.files", "zoo.faults", "zoo.keys", "zoo.names",
-     "zoo.processes", "zoo.versions", "zoo.elements", "zoo.malloc"],
+     "zoo.processes", "zoo.versions", "zoo.elements", "zoo.malloc", "zoo.progress"],
     # 1: structures: reading, checking, splitting, target transforms
     ["zoo.dataset", "zoo.readers", "zoo.splits", "zoo.transforms", "zoo.protocol", "zoo.domain"],
     # 2: structure -> graph -> batch

@@ -229,3 +229,18 @@ def test_every_command_writing_output_takes_dash_o_and_output():
     for name in writing:
         flags = {f for a in commands.choices[name]._actions for f in a.option_strings}
         assert {"-o", "--output"} <= flags, name
+
+
+def test_progress_bars_count_with_separators_and_plural_units():
+    import io
+
+    from zoo.progress import CountBar
+
+    out = io.StringIO()
+    with CountBar(total=2000, unit="structures", desc="screening", file=out) as bar:
+        bar.update(1000)
+    assert "1,000/2,000 structures" in out.getvalue() and " structures/s]" in out.getvalue()
+    out = io.StringIO()
+    with CountBar(unit="structures", desc="screening", file=out) as bar:
+        bar.update(1500)
+    assert "screening: 1,500 structures [" in out.getvalue()

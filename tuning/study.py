@@ -275,13 +275,13 @@ def _others_left_work(study: optuna.Study, spec: StudySpec) -> bool:
 def trials_bar(spec: StudySpec, study: optuna.Study, disable: bool | None = None):
     """A progress bar over the study's finished trials (the live trial's epoch after it);
     worker processes of ``--jobs`` leave it to their parent (:func:`_run_workers`)."""
-    from tqdm import tqdm
+    from zoo.progress import CountBar
 
-    return tqdm(
+    return CountBar(
         total=spec.trials,
         initial=min(finished_trials(study), spec.trials),
         desc=f"study {spec.study_name}",
-        unit="trial",
+        unit="trials",
         disable=not spec.progress if disable is None else disable,
         dynamic_ncols=True,
     )

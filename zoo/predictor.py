@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from zoo import names
 from zoo.bundle import ModelBundle
 from zoo.graphs import usable_graphs
+from zoo.progress import CountBar
 
 MAX_BATCH_ATOMS = 4096
 """Most atoms in one batch of :meth:`Predictor.batches` (128 crystals of 32 atoms). It bounds
@@ -36,7 +36,7 @@ def predict_normalised(
     outputs = []
     starts = range(0, len(indices), batch_size)
     with torch.no_grad():
-        for start in tqdm(starts, desc="predicting", unit="batch", disable=not progress):
+        for start in CountBar(starts, desc="predicting", unit="batches", disable=not progress):
             outputs.append(model(store.batch(indices[start : start + batch_size])))
     return torch.cat(outputs) if outputs else torch.zeros(0, model.n_outputs)
 

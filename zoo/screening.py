@@ -176,10 +176,15 @@ class _Progress:
     def __init__(self, spec: ScreenSpec, done: set[int]):
         from concurrent.futures import ThreadPoolExecutor
 
-        from tqdm import tqdm
+        from zoo.progress import CountBar
 
-        self.bar = tqdm(initial=len(done) * spec.chunk_size, unit="structure", desc="screening",
-                        disable=not spec.progress, smoothing=0.1)  # fmt: skip
+        self.bar = CountBar(
+            initial=len(done) * spec.chunk_size,
+            unit="structures",
+            desc="screening",
+            disable=not spec.progress,
+            smoothing=0.1,
+        )
         self.counter = ThreadPoolExecutor(1, thread_name_prefix="zoo-count")
         self.total = None
         if spec.progress:

@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from tqdm import tqdm
 
 from zoo import names, plots
 from zoo.bundle import BUNDLE_SUFFIX, bundle_from_model
@@ -48,6 +47,7 @@ from zoo.metrics import modulus_metrics
 from zoo.models import count_parameters, create_model
 from zoo.models.layers import element_feature_tensor
 from zoo.predictor import predict_normalised
+from zoo.progress import CountBar
 from zoo.readers import read_dataset
 from zoo.run_folder import (
     CHECKPOINT,
@@ -685,10 +685,10 @@ def _train_epochs(run: _RunContext, data: PreparedData, session: _Session) -> No
     validating = len(data.split.val) > 0  # False for a train+val refit
     scored = "val" if validating else "train"
     start_epoch = len(session.history) + 1
-    bar = tqdm(
+    bar = CountBar(
         range(start_epoch, config.epochs + 1),
         desc="training",
-        unit="epoch",
+        unit="epochs",
         disable=not run.progress or session.complete,
         initial=start_epoch - 1,
         total=config.epochs,

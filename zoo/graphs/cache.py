@@ -15,13 +15,12 @@ import multiprocessing
 import os
 from pathlib import Path
 
-from tqdm import tqdm
-
 from zoo.errors import BadInputError, SkipReport
 from zoo.files import atomic_write, remove_stale_partials
 from zoo.graphs.neighbors import neighbor_arrays, structure_fingerprint
 from zoo.graphs.settings import GraphSettings
 from zoo.graphs.store import GraphStore
+from zoo.progress import CountBar
 
 PARALLEL_THRESHOLD = 500
 """Fewer structures than this are built in the calling process (process start-up costs more)."""
@@ -60,20 +59,20 @@ def build_arrays(
     """Neighbour arrays (or the :class:`BadInputError` of that entry) for every structure."""
     global _FORKED_JOBS
     jobs = [(entry, structure, settings) for entry, structure in zip(ids, structures, strict=True)]
-    bar = dict(total=len(jobs), desc="building graphs", unit="crystal", disable=not progress)
+    bar = dict(total=len(jobs), desc="building graphs", unit="crystals", disable=not progress)
     if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
-        return [_build_one(job) for job in tqdm(jobs, **bar)]
+        return [_build_one(job) for job in CountBar(jobs, **bar)]
     size = max(16, len(jobs) // (workers * 16))
     if "fork" not in multiprocessing.get_all_start_methods():
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            return list(tqdm(pool.imap(_build_one, jobs, chunksize=size), **bar))
+            return list(CountBar(pool.imap(_build_one, jobs, chunksize=size), **bar))
     # fork: workers inherit the imported modules and the structures (no pickling of inputs);
     # they run only numpy and pymatgen code.
     _FORKED_JOBS = jobs
     try:
         results: list = []
         ranges = [(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
-        with multiprocessing.get_context("fork").Pool(workers) as pool, tqdm(**bar) as counter:
+        with multiprocessing.get_context("fork").Pool(workers) as pool, CountBar(**bar) as counter:
             for chunk in pool.imap(_build_range, ranges):
                 results.extend(chunk)
                 counter.update(len(chunk))
