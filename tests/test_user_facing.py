@@ -244,3 +244,16 @@ def test_progress_bars_count_with_separators_and_plural_units():
     with CountBar(unit="structures", desc="screening", file=out) as bar:
         bar.update(1500)
     assert "screening: 1,500 structures [" in out.getvalue()
+
+
+def test_importing_zoo_lets_openmp_threads_sleep_unless_the_user_chose(isolated):
+    import os
+    import subprocess
+    import sys
+
+    probe = "import zoo, os; print(os.environ['OMP_WAIT_POLICY'])"
+    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    for env, expected in ((base, "PASSIVE"), ({**base, "OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE")):
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
+                              text=True, check=True)  # fmt: skip
+        assert done.stdout.strip() == expected
