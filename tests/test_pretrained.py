@@ -100,3 +100,16 @@ def test_zoo_ensemble_takes_pretrained_names_and_refuses_a_member_twice(isolated
     assert len(ensemble.members) == 3 and ensemble.sources[0].endswith("zoo.pt#0")
     with pytest.raises(ValueError, match="given twice"):
         member_sources(["zoo-elastic-mp2024", "zoo-elastic-mp2024"])
+
+
+def test_the_shipped_models_info_gives_its_test_metrics_and_training_data():
+    import zoo
+
+    info = zoo.load_model("zoo-elastic-mp2024").info()
+    record = pretrained.record("zoo-elastic-mp2024")
+    assert info["metrics"] == {
+        f"test_{t}_mae_log10": v for t, v in record["test_mae_log10"].items()
+    }
+    assert info["metrics_of"].startswith("the shipped ensemble")
+    assert info["train_data"]["name"] == "mp_elasticity_2024.json.gz"
+    assert info["train_data"]["description"] == record["training_data"]

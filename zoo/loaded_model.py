@@ -112,12 +112,15 @@ class LoadedModel:
 
     def info(self) -> dict:
         """What the model is: source, registry version, variant(s), targets, graph settings,
-        training data and metrics, package versions (members' for an ensemble)."""
+        training data (``name``, ``path``, ``description``) and metrics, package versions
+        (members' for an ensemble). ``metrics``: a model's own; for a shipped ensemble its
+        record's test MAE; for another ensemble the mean of its members' (``metrics_of``
+        says which)."""
         from zoo.ensemble import Ensemble
 
         members = self.loaded.members if isinstance(self.loaded, Ensemble) else [self.loaded]
         first = members[0]
-        config = first.train_config or {}
+        metrics, metrics_of = _metrics(self.source, members)
         return {
             "source": self.source,
             "registry_version": self.version,
@@ -126,8 +129,9 @@ class LoadedModel:
             "members": len(members),
             "targets": self.targets,
             "graph_settings": self.graph_settings.model_dump(),
-            "train_data": (config.get("data") or {}).get("path"),
-            "metrics": first.metrics if len(members) == 1 else None,
+            "train_data": _train_data(self.source, first),
+            "metrics": metrics,
+            "metrics_of": metrics_of,
             "calibration": getattr(self.loaded, "calibration", None),
             "versions": first.versions,
         }
@@ -135,6 +139,33 @@ class LoadedModel:
     def __repr__(self) -> str:
         version = f" (version {self.version})" if self.version else ""
         return f"LoadedModel({self.source}{version}: {', '.join(self.targets)})"
+
+
+def _metrics(source: str, members: list) -> tuple[dict | None, str]:
+    """The metrics :meth:`LoadedModel.info` gives, and what they are of."""
+    from zoo import pretrained
+
+    if len(members) == 1:
+        return members[0].metrics, "the model"
+    if pretrained.is_pretrained(source):
+        record = pretrained.record(source)
+        test = {f"test_{t}_mae_log10": v for t, v in record["test_mae_log10"].items()}
+        return test, f"the shipped ensemble, on {record['test_split']}"
+    shared = set.intersection(*(set(m.metrics or {}) for m in members))
+    numbers = [k for k in sorted(shared) if all(isinstance(m.metrics[k], float) for m in members)]
+    mean = {k: sum(m.metrics[k] for m in members) / len(members) for k in numbers}
+    return mean or None, f"the mean of the {len(members)} members' own"
+
+
+def _train_data(source: str, first) -> dict:
+    """What the model was trained on: file name, path, and a description where known."""
+    from zoo import pretrained
+
+    path = ((first.train_config or {}).get("data") or {}).get("path")
+    described = (
+        pretrained.record(source)["training_data"] if pretrained.is_pretrained(source) else None
+    )
+    return {"name": Path(path).name if path else None, "path": path, "description": described}
 
 
 def training_domain_of(loaded) -> dict | None:
