@@ -113,3 +113,13 @@ def test_the_shipped_models_info_gives_its_test_metrics_and_training_data():
     assert info["metrics_of"].startswith("the shipped ensemble")
     assert info["train_data"]["name"] == "mp_elasticity_2024.json.gz"
     assert info["train_data"]["description"] == record["training_data"]
+
+
+def test_one_structure_gives_the_moduli_and_their_intervals_first():
+    import zoo
+
+    model = zoo.load_model("zoo-elastic-mp2024")
+    one = model.predict(rocksalt())
+    assert list(one)[:8] == ["shear_gpa", "shear_gpa_low", "shear_gpa_high", "bulk_gpa",
+                             "bulk_gpa_low", "bulk_gpa_high", "error", "flagged"]  # fmt: skip
+    assert set(one) == set(model.columns) and one["shear_gpa_low"] < one["shear_gpa"]

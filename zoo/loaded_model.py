@@ -58,7 +58,8 @@ class LoadedModel:
         folder or data set: :meth:`predict_path`). Code that passes on data from elsewhere
         leaves ``allow_paths`` off, so that data never makes it read a file."""
         if _is_one_structure(x):
-            return self.predict([x], allow_paths=allow_paths).iloc[0].to_dict()
+            row = self.predict([x], allow_paths=allow_paths).iloc[0].to_dict()
+            return {key: row[key] for key in self.first_keys() if key in row} | row
         items = list(x)
         ids = [str(v) if isinstance(v, Path) else str(n) for n, v in enumerate(items)]
         if allow_paths:
@@ -66,6 +67,18 @@ class LoadedModel:
                    for v, i in zip(items, ids, strict=True)]  # fmt: skip
         loaders = [partial(parse_structure, item, allow_paths=allow_paths) for item in items]
         return self.predict_entries(ids, loaders, progress=progress)
+
+    def first_keys(self) -> list[str]:
+        """The keys a single-structure :meth:`predict` gives first: per target the modulus in
+        GPa and, for an ensemble, its ±1σ interval (``shear_gpa``, ``shear_gpa_low``,
+        ``shear_gpa_high``), then ``error`` and ``flagged``; the rest (``id``, log10 values,
+        spreads, each flag) follow in table order."""
+        from zoo.ensemble import interval_columns
+
+        first = []
+        for target in self.targets:
+            first += [names.gpa(target), *interval_columns(target)]
+        return [*first, names.ERROR, "flagged"]
 
     def predict_path(self, path, *, strict: bool = False, progress: bool = False):
         """Every entry of a structure file, folder or data set (targets ignored)."""
