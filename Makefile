@@ -10,7 +10,9 @@ $(BIN)/zoo: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# setuptools cautions every editable install about same-named folders in the working
+	# directory; zoo's own (models/, tuning/) are mapped to zoo.models and zoo.tuning on purpose
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install --quiet -e ".[dev]"
 	touch $(BIN)/zoo
 
 install: $(BIN)/zoo

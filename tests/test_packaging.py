@@ -69,3 +69,12 @@ def test_the_wheel_runs_zoo_from_any_folder(installed, tmp_path):
     shipped = run(python, "-c", "import zoo.pretrained as p; print(p.model_path("
                   "'zoo-elastic-mp2024'))", cwd=elsewhere, env=env).stdout.strip()  # fmt: skip
     assert str(ROOT) not in shipped and Path(shipped).stat().st_size > 100_000
+
+
+def test_building_the_package_gives_no_setuptools_warning(tmp_path):
+    """Every package that holds files is declared (the search spaces once warned twice)."""
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-v",
+               "-w", str(tmp_path), str(ROOT)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "is absent from the `packages` configuration" not in done.stdout + done.stderr
