@@ -338,3 +338,12 @@ def test_predict_gives_the_flags_the_screen_gives(models, isolated):
     assert predicted.loc["broken", "flagged"] is pd.NA or pd.isna(
         predicted.loc["broken", "flagged"]
     )
+
+
+def test_plot_axes_leave_a_few_outliers_beyond_and_count_them():
+    from zoo.screen_plots import _shown
+
+    values = np.concatenate([np.linspace(1.0, 2.0, 10_000), [50.0, np.nan]])
+    inside, beyond = _shown(values)
+    assert beyond >= 1 and not inside[-2] and not inside[-1]  # the outlier, the NaN
+    assert inside[:10_000].sum() >= 9_980
