@@ -257,3 +257,41 @@ def test_importing_zoo_lets_openmp_threads_sleep_unless_the_user_chose(isolated)
         done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
                               text=True, check=True)  # fmt: skip
         assert done.stdout.strip() == expected
+
+
+def test_zoo_runs_fits_120_columns_and_names_files_and_folds(isolated, demo, capsys):
+    from zoo.cli import main
+    from zoo.config import load_config
+    from zoo.runs_table import _file_name, _split_label
+    from zoo.training import train
+
+    for seed in (0, 1):
+        train(load_config(None, {"epochs": 1, "seed": seed}), dataset=demo, progress=False)
+    capsys.readouterr()
+    assert main(["runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4 and max(len(line) for line in lines) <= 120, lines
+    assert _file_name("/a/b/matbench_log_gvrh_subset.json.gz") == "matbench_log_gvrh_subset.json.gz"
+    assert _split_label({"zoo.kind": "benchmark-fold", "zoo.fold": "2"}, None) == "official fold 2"
+
+
+def test_a_long_benchmark_fold_run_still_fits_120_columns():
+    from types import SimpleNamespace as Record
+
+    import pandas as pd
+
+    from zoo.runs_table import _row
+
+    name = "fold0-shear-bulk-seed4 · cgcnn-angle-global shear+bulk · matbench_log_gvrh · seed 4"
+    tags = {"zoo.targets": "shear,bulk", "zoo.model": "cgcnn-angle-global",
+            "zoo.data": "/x/matbench_log_gvrh_subset_large.json.gz", "zoo.kind": "benchmark-fold",
+            "zoo.fold": "4"}  # fmt: skip
+    metrics = {"best_epoch": 112, "epochs_run": 150, "val_shear_mae_log10": 0.0712,
+               "val_bulk_mae_log10": 0.0512, "test_shear_mae_log10": 0.0733,
+               "test_bulk_mae_log10": 0.0525, "train_seconds": 900.0}  # fmt: skip
+    run = Record(info=Record(run_name=name, run_id="a" * 32, status="FINISHED"),
+                 data=Record(tags=tags, params={"seed": "4"}, metrics=metrics))  # fmt: skip
+    row = _row(run)
+    assert row["split"] == "official fold 4" and row["epochs"] == "112/150"
+    text = pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.4f}")
+    assert max(len(line) for line in text.splitlines()) <= 120, text

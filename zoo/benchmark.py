@@ -144,7 +144,11 @@ def plan(spec: BenchmarkSpec) -> list[FoldRun]:
                 name = f"{'-'.join(targets)}-seed{seed}"
                 folder = spec.folder() / f"fold{fold}" / name
                 config = training_config(
-                    spec, list(targets), seed=seed, output_dir=str(folder.parent), run_name=name
+                    spec,
+                    list(targets),
+                    seed=seed,
+                    output_dir=str(folder.parent),
+                    run_name=f"fold{fold}-{name}",  # one name per fold run in MLflow
                 )
                 runs.append(FoldRun(fold, seed, targets, folder, config))
     return runs

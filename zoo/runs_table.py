@@ -14,11 +14,12 @@ def runs_table(
     filter_string: str = "",
     sort: str | None = None,
     limit: int = 50,
+    wide: bool = False,
 ) -> pd.DataFrame:
-    """One row per training run (parent runs of studies and benchmarks left out): model,
-    targets, data, split, seed, epochs, best epoch, validation and test MAE per target in log10
-    GPa and GPa, training minutes, run id. ``sort``: a metric name (ascending, e.g.
-    ``test_shear_mae_log10``) or ``start`` (newest first, the default)."""
+    """One row per training run (parent runs of studies and benchmarks left out), as
+    :func:`_row` makes it (a benchmark fold run's split is its official fold).
+    ``sort``: a metric name (ascending, e.g. ``test_shear_mae_log10``) or ``start`` (newest
+    first, the default)."""
     import mlflow
 
     from zoo import tracking
@@ -34,40 +35,61 @@ def runs_table(
         max_results=limit,
         output_format="list",
     )
-    rows = [_row(run) for run in found if run.data.params.get("epochs") is not None]
+    rows = [_row(run, wide) for run in found if run.data.params.get("epochs") is not None]
     return pd.DataFrame(rows)
 
 
-def _split_label(split_file: str | None) -> str:
+def _short(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters at its end, with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _file_name(path: str) -> str:
+    """A data source as its file's name (``matbench_log_gvrh_subset.json.gz``)."""
+    return path.split(":")[0].rstrip("/").split("/")[-1]
+
+
+def _split_label(tags: dict, split_file: str | None) -> str:
+    if tags.get("zoo.kind") == "benchmark-fold":
+        return f"official fold {tags.get('zoo.fold', '?')}"
     if split_file in (None, "", "None"):
         return "seeded fractions"
-    return split_file.split("/")[-1][-30:]
+    return _short(_file_name(split_file), 24)
 
 
-def _row(run) -> dict:
+SYMBOLS = {"shear": "G", "bulk": "K"}
+"""Column headers name the moduli by their symbols (``test G``: test MAE of G_VRH)."""
+
+
+def _row(run, wide: bool = False) -> dict:
+    """One run's row: its given name (the part before the first `` · `` of a four-part run
+    name; empty otherwise), model, data file, split, seed, kept/run epochs, validation and
+    test MAE per modulus (log10 GPa), minutes; ``wide`` adds targets, MAE in GPa, status and
+    the run id."""
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     targets = tags.get("zoo.targets", "").split(",")
+    parts = (run.info.run_name or "").split(" · ")
+    best, ran = metrics.get(names.BEST_EPOCH), metrics.get(names.EPOCHS_RUN)
     row = {
-        "run": (run.info.run_name or "").split(" · ")[0]
-        if " · " in (run.info.run_name or "")
-        else "",
+        "run": _short(parts[0], 14) if len(parts) == 4 else "",
         "model": tags.get("zoo.model", ""),
-        "targets": "+".join(targets),
-        "data": tags.get("zoo.data", "").split(":")[0][-40:],
-        "split": _split_label(params.get("data.split_file")),
+        "data": _short(_file_name(tags.get("zoo.data", "")), 20),
+        "split": _split_label(tags, params.get("data.split_file")),
         "seed": params.get("seed", ""),
-        "epochs": metrics.get(names.EPOCHS_RUN),
-        "best epoch": metrics.get(names.BEST_EPOCH),
+        "epochs": f"{best:.0f}/{ran:.0f}" if best is not None and ran is not None else None,
     }
+    if wide:
+        row["targets"] = "+".join(targets)
+    units = ("log10", "gpa") if wide else ("log10",)
     for split in ("val", "test"):
         for target in targets:
-            for unit in ("log10", "gpa"):
+            for unit in units:
                 key = names.split_metric(split, target, "mae", unit)
-                row[f"{split} {target} MAE ({'log10' if unit == 'log10' else 'GPa'})"] = (
-                    metrics.get(key)
-                )
+                suffix = (" GPa" if unit == "gpa" else " log10") if wide else ""
+                row[f"{split} {SYMBOLS.get(target, target)}{suffix}"] = metrics.get(key)
     seconds = metrics.get(names.TRAIN_SECONDS)
-    row["minutes"] = None if seconds is None else round(seconds / 60, 1)
-    row["status"] = run.info.status
-    row["run id"] = run.info.run_id
+    row["min"] = None if seconds is None else f"{seconds / 60:.1f}"
+    if wide:
+        row["status"] = run.info.status
+        row["run id"] = run.info.run_id
     return row
