@@ -295,3 +295,17 @@ def test_a_long_benchmark_fold_run_still_fits_120_columns():
     assert row["split"] == "official fold 4" and row["epochs"] == "112/150"
     text = pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.4f}")
     assert max(len(line) for line in text.splitlines()) <= 120, text
+
+
+def test_a_training_run_names_its_data_as_an_mlflow_dataset_input(isolated, demo):
+    import mlflow
+
+    from zoo import tracking
+    from zoo.config import load_config
+    from zoo.training import train
+
+    result = train(load_config(None, {"epochs": 1}), dataset=demo, progress=False)
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    inputs = mlflow.get_run(result.run_id).inputs.dataset_inputs
+    assert len(inputs) == 1 and inputs[0].dataset.name == "built-in demo set"
+    assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"

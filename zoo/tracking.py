@@ -7,6 +7,7 @@ experiment's artifacts beside it, under ``<cwd>/mlruns/<experiment id>/``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -290,6 +291,34 @@ class RunLogger:
         found = self.client.search_runs([self.experiment_id], query, max_results=1)
         return found[0].info.run_id if found else None
 
+    def log_dataset(self, source: str, ids: list[str]) -> None:
+        """The training data as the run's MLflow dataset input (context ``training``), so that
+        the runs table's Dataset column names it: the file's name (or the built-in set's), its
+        path as the source, and a digest of the entry ids trained on. Logged once per run."""
+        import hashlib
+        import warnings
+
+        from mlflow.data.code_dataset_source import CodeDatasetSource
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.entities import DatasetInput, InputTag
+
+        if self.client.get_run(self.run_id).inputs.dataset_inputs:
+            return  # a resumed run has it already
+        path = source.split(":")[0]
+        origin = CodeDatasetSource({"zoo.data": source})  # the built-in set, data in memory
+        if Path(path).exists():
+            with warnings.catch_warnings():  # MLflow registers the local source twice
+                warnings.simplefilter("ignore")
+                with contextlib.suppress(Exception):  # no source type for it: the text stays
+                    origin = resolve_dataset_source(str(Path(path).resolve()))
+        digest = hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+        dataset = MetaDataset(source=origin, name=Path(path).name or source, digest=digest)
+        context = InputTag("mlflow.data.context", "training")
+        self.client.log_inputs(
+            self.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=[context])]
+        )
+
     def describe(self, text: str) -> None:
         """The run's description (the note MLflow shows on the run page)."""
         self.client.set_tag(self.run_id, DESCRIPTION_TAG, text)
@@ -364,6 +393,9 @@ class NoRunLogger:
         return 0
 
     def describe(self, text):
+        pass
+
+    def log_dataset(self, source, ids):
         pass
 
     def log_final(self, metrics, artifacts, model_artifacts):

@@ -617,6 +617,7 @@ def _run(run: _RunContext, checkpoint, record: dict, dataset, tags: dict) -> Tra
         [output_dir / CONFIG_FILE],
     )
     write_record(output_dir, RUNNING, run_id=run_id)
+    run.logger.log_dataset(data.source, data.store.ids)
     failpoint("run-opened")
     run.logger.fill_epochs(session.history, EPOCH_PREFIX)
     if run.on_start is not None:
