@@ -246,14 +246,16 @@ def test_progress_bars_count_with_separators_and_plural_units():
     assert "screening: 1,500 structures [" in out.getvalue()
 
 
-def test_importing_zoo_lets_openmp_threads_sleep_unless_the_user_chose(isolated):
+def test_importing_zoo_makes_openmp_threads_sleep_soon_unless_the_user_chose(isolated):
     import os
     import subprocess
     import sys
 
-    probe = "import zoo, os; print(os.environ['OMP_WAIT_POLICY'])"
-    base = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    for env, expected in ((base, "PASSIVE"), ({**base, "OMP_WAIT_POLICY": "ACTIVE"}, "ACTIVE")):
+    probe = "import zoo, os; print(os.environ.get('GOMP_SPINCOUNT'))"
+    base = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    cases = ((base, "3000"), ({**base, "OMP_WAIT_POLICY": "ACTIVE"}, "None"),
+             ({**base, "GOMP_SPINCOUNT": "99"}, "99"))  # fmt: skip
+    for env, expected in cases:
         done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True,
                               text=True, check=True)  # fmt: skip
         assert done.stdout.strip() == expected
