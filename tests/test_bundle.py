@@ -43,6 +43,7 @@ def test_round_trip_gives_identical_predictions(tmp_path, bundle, demo):
         "bulk_gpa",
         "bulk_log10",
         "error",
+        "flag_few_neighbors",
     ]
     assert (after["shear_gpa"] > 0).all()
 

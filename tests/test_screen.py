@@ -189,7 +189,7 @@ def test_a_killed_screen_continues_and_a_changed_input_is_refused(models, isolat
     again = run_zoo(*command, cwd=isolated)
     assert again.returncode == 0, again.stderr
     assert "continuing: 2 chunks" in again.stdout
-    assert "9/9 [" in again.stderr  # the bar: counted in a thread, starting at the chunks done
+    assert "9/9 structures [" in again.stderr  # counted in a thread, from the chunks done
     assert {p.name: p.stat().st_mtime_ns for p in chunks.glob("*.parquet")} | first == {
         p.name: p.stat().st_mtime_ns for p in chunks.glob("*.parquet")
     }  # the committed chunks were not redone
@@ -315,11 +315,10 @@ def test_the_output_folder_is_held_and_damaged_chunks_are_screened_again(models,
 
 @pytest.mark.slow
 def test_predict_gives_the_flags_the_screen_gives(models, isolated):
-    """``zoo.load_model(...).predict_path`` writes the screen's flags that need no graph, with
-    the same values as ``zoo screen`` on the same structures; a row without a prediction has
-    none."""
+    """``zoo.load_model(...).predict_path`` writes the screen's flags with the same values as
+    ``zoo screen`` on the same structures; a row without a prediction has none."""
     import zoo
-    from zoo.domain import DOMAIN_FLAG_COLUMNS
+    from zoo.domain import FLAG_COLUMNS
     from zoo.screening import ScreenSpec, run_screen
 
     folder = structure_folder(isolated / "in")
@@ -329,7 +328,7 @@ def test_predict_gives_the_flags_the_screen_gives(models, isolated):
     screened = pd.read_parquet(isolated / "out" / "screen.parquet").set_index("id")
     predicted = zoo.load_model(models["ensemble"]).predict_path(folder).set_index("id")
     shared = screened.index
-    for name in DOMAIN_FLAG_COLUMNS:
+    for name in [*FLAG_COLUMNS, "flagged"]:
         assert list(predicted.loc[shared, name]) == list(screened[name]), name
     assert (
         bool(predicted.loc["nacl", "flagged"])

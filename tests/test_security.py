@@ -258,3 +258,24 @@ def test_json_lines_ids_that_are_null_or_empty_are_refused_naming_their_line(iso
     assert data.ids == ["a"]
     assert data.skipped.items == [("line-2", "record's 'mp_id' is null"),
                                   ("line-3", "record's 'mp_id' is \"\"")]  # fmt: skip
+
+
+def test_a_continued_trial_runs_no_code_from_a_crafted_last_pt(isolated):
+    """The tuning study's replay of a continued trial reads ``last.pt`` the safe way too."""
+    from zoo.run_folder import CHECKPOINT
+    from zoo.tuning.study import Objective
+
+    folder = isolated / "trial-0000"
+    folder.mkdir()
+    planted = isolated / "code-ran"
+    with open(folder / CHECKPOINT, "wb") as handle:
+        pickle.dump({"history": _RunsOnLoad(planted)}, handle)
+    reported = []
+
+    class Trial:
+        def report(self, value, step):
+            reported.append((value, step))
+
+    with pytest.raises(ValueError, match="checkpoint holds tensors, numbers and strings only"):
+        Objective._replay(None, Trial(), folder)
+    assert not planted.exists() and not reported

@@ -53,6 +53,7 @@ def test_every_structure_kind_gives_the_same_prediction(multitask_bundle, demo, 
         "flag_sites_outside",
         "flag_volume_per_atom_outside",
         "flag_many_atoms",
+        "flag_few_neighbors",
         "flagged",
     ]
     assert (out["error"] == "").all()

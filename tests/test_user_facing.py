@@ -83,7 +83,8 @@ def test_zoo_predict_writes_a_table_on_stdout_with_six_digits(bundle, isolated):
     assert list(table.columns) == ["id", "shear_gpa", "shear_log10", "bulk_gpa", "bulk_log10",
                                    "error", "flag_unseen_elements", "flag_density_outside",
                                    "flag_sites_outside", "flag_volume_per_atom_outside",
-                                   "flag_many_atoms", "flagged"]  # fmt: skip
+                                   "flag_many_atoms", "flag_few_neighbors",
+                                   "flagged"]  # fmt: skip
     for value in done.stdout.splitlines()[1].split(",")[1:5]:
         assert len(value.replace(".", "").replace("-", "").lstrip("0")) <= 6
     assert f"model: {bundle}" in done.stderr

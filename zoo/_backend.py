@@ -7,9 +7,9 @@ test suite's two workers) the spinning threads take the cores from the threads d
 work: one training epoch beside another two-thread torch job took 56.1 s, against 16.7 s
 with ``--threads 1``. Spinning 3,000 times (``GOMP_SPINCOUNT``) keeps the idle speed (13.0 s
 against 13.5 s) and gives the busy one (18.2 s); ``OMP_WAIT_POLICY=PASSIVE`` (no spinning)
-is as good busy and 4-8% slower idle (``bench/bench_threads.py``, docs/benchmarks.md). A wait policy or spin
-count the user has set is kept. It takes effect only if ``zoo`` is imported before ``torch``
-(the ``zoo`` command always is).
+is as good busy and 4-8% slower idle (``bench/bench_threads.py``, docs/benchmarks.md). A wait
+policy or spin count the user has set is kept. It takes effect only if ``zoo`` is imported
+before ``torch`` (the ``zoo`` command always is).
 """
 
 import os

@@ -121,8 +121,11 @@ DOMAIN_FLAG_COLUMNS = [
     "flag_volume_per_atom_outside",
     "flag_many_atoms",
 ]
-"""The flags a structure and the training domain decide alone (``zoo screen`` adds one that
-needs the graph, ``flag_few_neighbors``); ``flagged`` is any of them."""
+"""The flags a structure and the training domain decide alone; ``flagged`` is any of them."""
+FEW_NEIGHBORS = "flag_few_neighbors"
+"""The flag the graphs decide (:meth:`zoo.graphs.store.GraphStore.few_neighbors`)."""
+FLAG_COLUMNS = [*DOMAIN_FLAG_COLUMNS, FEW_NEIGHBORS]
+"""Every applicability flag, in the order ``zoo screen`` and ``zoo predict`` write them."""
 
 
 def flag_table(domain: dict | None, atoms: list, volumes: list, max_atoms: int = MANY_ATOMS):

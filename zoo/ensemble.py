@@ -19,6 +19,7 @@ import torch
 
 from zoo import names
 from zoo.bundle import ModelBundle, bundle_from_payload, read_payload
+from zoo.domain import FEW_NEIGHBORS
 from zoo.files import atomic_write
 from zoo.versions import package_versions
 
@@ -177,13 +178,15 @@ class EnsemblePredictor:
         ]
         self.targets = ensemble.targets
         self.graph_settings = ensemble.members[0].graph_settings
-        self.columns = ensemble_columns(self.targets)
+        self.columns = [*ensemble_columns(self.targets), FEW_NEIGHBORS]
 
     def member_predictions(self, ids, structures, skip_bad=True, cache_dir=False, progress=False):
         """log10 GPa ``(M, n, T)`` (NaN where a member could not predict) and the first
-        reason per entry that a member gave."""
+        reason per entry that a member gave; the entries whose graphs (of any member) have
+        an atom short of neighbours are kept in :attr:`few_neighbors`."""
         values = np.full((len(self.members), len(ids), len(self.targets)), np.nan)
         reasons: dict[str, str] = {}
+        self.few_neighbors: dict[str, bool] = {}
         position = {entry: i for i, entry in enumerate(ids)}
         built: dict = {}
         for number, member in enumerate(self.members):
@@ -196,6 +199,8 @@ class EnsemblePredictor:
             if store is not None:
                 rows = [position[entry] for entry in store.ids]
                 values[number, rows] = member.predict_graphs(store, progress)
+                for entry, few in zip(store.ids, store.few_neighbors(), strict=True):
+                    self.few_neighbors[entry] = self.few_neighbors.get(entry, False) or bool(few)
         return values, reasons
 
     def predict(self, ids, structures, *, skip_bad=True, cache_dir=False, progress=False):
@@ -208,4 +213,8 @@ class EnsemblePredictor:
             spread = member.std(axis=0, ddof=1) * self.ensemble.scale[target]
             table = table.assign(**spread_columns(target, member.mean(axis=0), spread))
         table[names.ERROR] = [reasons.get(entry, "") for entry in ids]
+        table[FEW_NEIGHBORS] = pd.array(
+            [self.few_neighbors.get(e) if not reasons.get(e) else None for e in ids],
+            dtype="boolean",
+        )
         return table[self.columns]

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from zoo import names
-from zoo.domain import DOMAIN_FLAG_COLUMNS, flag_table, merge_domains
+from zoo.domain import FEW_NEIGHBORS, FLAG_COLUMNS, any_flag, flag_table, merge_domains
 from zoo.readers.structures import parse_structure
 from zoo.resolve import predictor_for, registry_version, resolve_model
 
@@ -48,7 +48,8 @@ class LoadedModel:
         self.targets = list(self.predictor.targets)
         self.graph_settings = self.predictor.graph_settings
         self.domain = training_domain_of(loaded)
-        self.columns = [*self.predictor.columns, *DOMAIN_FLAG_COLUMNS, "flagged"]
+        predicted = [c for c in self.predictor.columns if c != FEW_NEIGHBORS]
+        self.columns = [*predicted, *FLAG_COLUMNS, "flagged"]
 
     def predict(self, x, *, allow_paths: bool = False, progress: bool = False):
         """Moduli for ``x``: one structure (a dict of columns back) or a list of them (a
@@ -96,15 +97,19 @@ class LoadedModel:
 
     def predict_structures(self, ids, structures, *, skip_bad=True, progress=False):
         """The predictor's table for structures already read (one row each, in order), with
-        the applicability flags ``zoo screen`` writes that need no graph
-        (:func:`zoo.domain.flag_table`; missing on a row that could not be predicted)."""
+        the applicability flags ``zoo screen`` writes (:data:`zoo.domain.FLAG_COLUMNS`: those
+        of :func:`zoo.domain.flag_table` and the graphs' ``flag_few_neighbors``) and
+        ``flagged``, any of them; all missing on a row that could not be predicted."""
         table = self.predictor.predict(ids, structures, skip_bad=skip_bad, progress=progress)
         predicted = (table[names.ERROR] == "").to_numpy()
         atoms = [np.asarray(s.atomic_numbers) if ok else None
                  for s, ok in zip(structures, predicted, strict=True)]  # fmt: skip
         volumes = [s.volume for s in structures]
-        flags = flag_table(self.domain, atoms, volumes)
-        return pd.concat([table.reset_index(drop=True), flags], axis=1)[self.columns]
+        flags = flag_table(self.domain, atoms, volumes).drop(columns="flagged")
+        joined = pd.concat([table.reset_index(drop=True), flags], axis=1)
+        joined["flagged"] = pd.array(any_flag(joined, FLAG_COLUMNS), dtype="boolean")
+        joined.loc[~predicted, "flagged"] = pd.NA
+        return joined[self.columns]
 
     def predict_entries(self, ids: list[str], loaders: list, *, progress=False) -> pd.DataFrame:
         """One row per id, in order. ``loaders[i]()`` reads entry i's structure; a failure

@@ -15,6 +15,7 @@ import torch
 
 from zoo import names
 from zoo.bundle import ModelBundle
+from zoo.domain import FEW_NEIGHBORS
 from zoo.graphs import usable_graphs
 from zoo.progress import CountBar
 
@@ -57,7 +58,7 @@ class Predictor:
         self.model.eval()
         self.targets = list(bundle.transform.targets)
         self.graph_settings = bundle.graph_settings
-        self.columns = names.prediction_columns(self.targets)
+        self.columns = [*names.prediction_columns(self.targets), FEW_NEIGHBORS]
         self.batch_size, self.workers = batch_size, workers
 
     def predict(
@@ -79,11 +80,15 @@ class Predictor:
         for entry, reason in skipped.items:
             rows[entry][names.ERROR] = reason
         if store is not None:
+            for entry, few in zip(store.ids, store.few_neighbors(), strict=True):
+                rows[entry][FEW_NEIGHBORS] = bool(few)
             for row, entry in enumerate(store.ids):
                 for column, target in enumerate(self.targets):
                     rows[entry][names.log10(target)] = float(log10[row, column])
                     rows[entry][names.gpa(target)] = float(10.0 ** log10[row, column])
-        return pd.DataFrame([rows[entry] for entry in ids], columns=self.columns)
+        table = pd.DataFrame([rows[entry] for entry in ids], columns=self.columns)
+        table[FEW_NEIGHBORS] = table[FEW_NEIGHBORS].astype("boolean")
+        return table
 
     def graphs(self, ids, structures, skip_bad=True, cache_dir=False, progress=False):
         """``(store, skipped)``: the graphs this model reads (None if no structure is usable)

@@ -32,7 +32,7 @@ import pandas as pd
 from zoo import derived, names
 from zoo.dataset import TARGETS
 from zoo.domain import (
-    DOMAIN_FLAG_COLUMNS,
+    FLAG_COLUMNS,
     MANY_ATOMS,
     any_flag,
     density_g_cm3,
@@ -41,7 +41,6 @@ from zoo.domain import (
 )
 from zoo.errors import BadInputError
 
-FLAG_COLUMNS = [*DOMAIN_FLAG_COLUMNS, "flag_few_neighbors"]
 STAGES = ("reading", "neighbours", "graphs", "inference", "derived")
 ERROR_COLUMNS = ["id", "stage", "reason"]
 

@@ -48,7 +48,8 @@ def _shown(values: np.ndarray) -> tuple[np.ndarray, int]:
     finite = np.isfinite(values)
     if not finite.any():
         return finite, 0
-    low, high = np.quantile(values[finite], SHOWN_QUANTILES)
+    low = np.quantile(values[finite], SHOWN_QUANTILES[0], method="lower")  # a value itself:
+    high = np.quantile(values[finite], SHOWN_QUANTILES[1], method="higher")  # few points stay
     inside = finite & (values >= low) & (values <= high)
     return inside, int(finite.sum() - inside.sum())
 

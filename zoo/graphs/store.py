@@ -70,6 +70,18 @@ class GraphStore:
             return torch.zeros(len(self), dtype=torch.int64)
         return self.angle_offsets[1:] - self.angle_offsets[:-1]
 
+    def few_neighbors(self) -> np.ndarray:
+        """bool ``(n,)``: crystals with an atom that has fewer than ``max_neighbors`` bonds
+        (nothing within the radius filled its list: an open or very sparse structure); all
+        False when the graphs keep every neighbour within the radius."""
+        limit = self.settings.max_neighbors
+        if limit is None or len(self) == 0:
+            return np.zeros(len(self), dtype=bool)
+        nodes, edges = self.node_offsets.numpy(), self.edge_offsets.numpy()
+        crystal_of_edge = np.repeat(np.arange(len(self)), np.diff(edges))
+        degree = np.bincount(self.dst.numpy() + nodes[crystal_of_edge], minlength=nodes[-1])
+        return np.minimum.reduceat(degree, nodes[:-1]) < limit
+
     def atoms_and_volumes(self, indices) -> tuple[list[np.ndarray], np.ndarray]:
         """Atomic numbers (int64 ``(N_i,)`` each) and cell volumes (Å³, float64 ``(k,)``) of the
         crystals at ``indices`` (what :func:`zoo.domain.training_domain` reads)."""
