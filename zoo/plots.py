@@ -80,18 +80,21 @@ def learning_curve(
         mae_ax.plot(
             epochs,
             [row[names.epoch_mae("train", target)] for row in history],
-            label=f"train {target} (running)",
+            label=f"train {target} (running: during the epoch, dropout on, no weight average)",
         )
         if all(names.epoch_mae("val", target) in row for row in history):
             mae_ax.plot(
                 epochs,
                 [row[names.epoch_mae("val", target)] for row in history],
-                label=f"val {target} (evaluated)",
+                label=f"val {target} (evaluated after the epoch, the model that is kept)",
             )
     mae_ax.set_xlabel("epoch")
     mae_ax.set_ylabel("MAE (log10 GPa)")
     mae_ax.set_yscale("log")
-    mae_ax.legend()
+    mae_ax.legend(fontsize=7)
+    mae_ax.set_title(
+        "MAE per epoch; the final table's train MAE is the kept model's, evaluated", fontsize=8
+    )
     fig.tight_layout()
     _save(fig, path)
     return path
