@@ -18,7 +18,7 @@ $(BIN)/zoo: pyproject.toml
 install: $(BIN)/zoo
 
 demo: install
-	$(BIN)/zoo train --model cgcnn --epochs 30
+	$(BIN)/zoo train --model cgcnn --epochs 100
 	$(BIN)/zoo screen --model zoo-elastic-mp2024 -o runs/demo-screen
 
 test: install

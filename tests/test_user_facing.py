@@ -312,3 +312,12 @@ def test_a_training_run_names_its_data_as_an_mlflow_dataset_input(isolated, demo
     inputs = mlflow.get_run(result.run_id).inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.name == "built-in demo set"
     assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
+
+
+def test_a_small_test_split_is_said_to_say_little(isolated):
+    from zoo.commands.train import small_split_notes
+
+    rows = ["id,split"] + [f"a{i},train" for i in range(40)] + [f"b{i},test" for i in range(5)]
+    (isolated / "predictions.csv").write_text("\n".join(rows) + "\n")
+    notes = small_split_notes(isolated)
+    assert len(notes) == 1 and "the test split holds 5 crystals" in notes[0]

@@ -109,6 +109,31 @@ def print_metrics(result) -> None:
             )
     seconds = metrics[names.TRAIN_SECONDS]
     print(f"\nbest epoch {result.best_epoch}, {seconds:.0f} s of training")
+    for line in small_split_notes(result.output_dir):
+        print(line)
+
+
+SMALL_SPLIT = 30
+"""A validation or test split of fewer crystals than this gets a note: its MAE says little."""
+
+
+def small_split_notes(output_dir) -> list[str]:
+    """A note for every validation or test split of the run with under :data:`SMALL_SPLIT`
+    crystals (read from its ``predictions.csv``)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    path = Path(output_dir) / "predictions.csv"
+    if not path.exists():
+        return []
+    sizes = pd.read_csv(path, usecols=["split"])["split"].value_counts()
+    return [
+        f"note: the {split} split holds {sizes[split]} crystals, too few for its MAE to say much "
+        "(another seed or split moves it a lot); compare models on a larger data set"
+        for split in ("val", "test")
+        if 0 < sizes.get(split, 0) < SMALL_SPLIT
+    ]
 
 
 def run(args) -> int:
