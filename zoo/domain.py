@@ -121,7 +121,8 @@ DOMAIN_FLAG_COLUMNS = [
     "flag_volume_per_atom_outside",
     "flag_many_atoms",
 ]
-"""The flags a structure and the training domain decide alone; ``flagged`` is any of them."""
+"""The flags a structure and the training domain decide alone (``flagged``, any flag of
+:data:`FLAG_COLUMNS`, is :func:`any_flag`'s)."""
 FEW_NEIGHBORS = "flag_few_neighbors"
 """The flag the graphs decide (:meth:`zoo.graphs.store.GraphStore.few_neighbors`)."""
 FLAG_COLUMNS = [*DOMAIN_FLAG_COLUMNS, FEW_NEIGHBORS]
@@ -129,7 +130,7 @@ FLAG_COLUMNS = [*DOMAIN_FLAG_COLUMNS, FEW_NEIGHBORS]
 
 
 def flag_table(domain: dict | None, atoms: list, volumes: list, max_atoms: int = MANY_ATOMS):
-    """The :data:`DOMAIN_FLAG_COLUMNS` and ``flagged`` of crystals given by ``atoms[i]`` (int
+    """The :data:`DOMAIN_FLAG_COLUMNS` of crystals given by ``atoms[i]`` (int
     ``(N_i,)`` atomic numbers, or None for a row without a structure: its flags are missing)
     and ``volumes[i]`` (cubic angstrom), as a DataFrame, one row each, in order.
     ``flag_unseen_elements`` holds the space-separated symbols (string); the others are
@@ -148,10 +149,7 @@ def flag_table(domain: dict | None, atoms: list, volumes: list, max_atoms: int =
     columns = {"flag_unseen_elements": table["flag_unseen_elements"].astype("string")}
     for name in DOMAIN_FLAG_COLUMNS[1:]:
         columns[name] = table[name].astype("boolean")
-    flags = pd.DataFrame(columns)
-    flags["flagged"] = pd.array(any_flag(flags, DOMAIN_FLAG_COLUMNS), dtype="boolean")
-    flags.loc[[n is None for n in atoms], "flagged"] = pd.NA
-    return flags
+    return pd.DataFrame(columns)
 
 
 def any_flag(table, names: list[str]) -> np.ndarray:

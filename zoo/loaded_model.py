@@ -105,7 +105,7 @@ class LoadedModel:
         atoms = [np.asarray(s.atomic_numbers) if ok else None
                  for s, ok in zip(structures, predicted, strict=True)]  # fmt: skip
         volumes = [s.volume for s in structures]
-        flags = flag_table(self.domain, atoms, volumes).drop(columns="flagged")
+        flags = flag_table(self.domain, atoms, volumes)
         joined = pd.concat([table.reset_index(drop=True), flags], axis=1)
         joined["flagged"] = pd.array(any_flag(joined, FLAG_COLUMNS), dtype="boolean")
         joined.loc[~predicted, "flagged"] = pd.NA

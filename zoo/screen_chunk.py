@@ -305,7 +305,7 @@ def _table(kept, read, arrays, members, stores, models, options) -> pd.DataFrame
         columns.update(_target_columns(target, values, source.ensemble))
     if {"shear", "bulk"} <= set(moduli):
         columns.update(_derived_columns(moduli, density, n_sites, volume))
-    columns.update(_flag_columns(kept, atoms, volume, arrays, models, options))
+    columns.update(_flag_columns(kept, atoms, volume, stores, models, options))
     columns["warnings"] = [read[e][1] for e in kept]
     return pd.DataFrame(columns)
 
@@ -342,13 +342,17 @@ def _derived_columns(moduli: dict, density, n_sites, volume) -> dict:
     return columns
 
 
-def _flag_columns(kept, atoms, volume, arrays, models, options) -> dict:
+def _flag_columns(kept, atoms, volume, stores, models, options) -> dict:
     """The applicability flags (:data:`FLAG_COLUMNS`) and ``flagged`` (any of them): those of
-    :func:`zoo.domain.flag_table` and ``flag_few_neighbors`` from the graphs."""
+    :func:`zoo.domain.flag_table` and ``flag_few_neighbors`` from the graphs (any model's
+    store, :meth:`~zoo.graphs.store.GraphStore.few_neighbors`, as ``zoo predict`` reads it)."""
     flags = flag_table(models.domain, list(atoms), list(volume), options.max_atoms)
-    flags["flag_few_neighbors"] = pd.array(
-        [_few_neighbours(entry, arrays, models) for entry in kept], dtype="boolean"
-    )
+    few = np.zeros(len(kept), dtype=bool)
+    for store, row_of in stores:
+        if store is not None:
+            per_crystal = store.few_neighbors()
+            few |= np.array([per_crystal[row_of[entry]] for entry in kept], dtype=bool)
+    flags["flag_few_neighbors"] = pd.array(few, dtype="boolean")
     columns = {name: flags[name].array for name in FLAG_COLUMNS}
     columns["flagged"] = any_flag(flags, FLAG_COLUMNS)
     return columns
@@ -358,16 +362,3 @@ def flag_set(table: pd.DataFrame, name: str) -> np.ndarray:
     """bool ``(n,)``: where the flag column ``name`` of a screen table is set (for
     ``flag_unseen_elements``: a non-empty list of symbols; missing values: not set)."""
     return any_flag(table, [name])
-
-
-def _few_neighbours(entry: str, arrays: dict, models: ScreenModels) -> bool:
-    """Whether the builder gave some atom fewer than ``max_neighbors`` neighbours (no atom
-    within the radius to fill its list: an open or very sparse structure)."""
-    for key, settings in models.settings.items():
-        if settings.max_neighbors is None:
-            continue
-        found = arrays[key][entry]
-        degree = np.bincount(found["dst"], minlength=len(found["Z"]))
-        if degree.min() < settings.max_neighbors:
-            return True
-    return False
