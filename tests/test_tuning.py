@@ -20,9 +20,11 @@ import yaml
 from mlflow import MlflowClient
 from optuna.trial import TrialState
 
+import zoo
 from zoo import tracking
 from zoo.cli import main
 from zoo.models import list_models
+from zoo.readers.demo import DEMO_SOURCE
 from zoo.tuning.space import SPACES_DIR, default_space_path, load_space
 from zoo.tuning.storage import OUTPUT_ATTR, OWNER_ATTR, RESUME_ATTR, open_storage
 from zoo.tuning.study import StudySpec, run_study
@@ -214,6 +216,11 @@ def test_tune_final_register_and_load_in_fresh_process(demo):
     )
     fresh = pd.read_csv("fresh.csv")
     assert list(fresh["id"]) == demo.ids[:5]
+    info = zoo.load_model("models:/cgcnn-shear@champion").info()  # what it was trained on
+    assert info["train_data"]["name"] == DEMO_SOURCE and info["registry_version"] == "1"
+    assert info["metrics"]["test_shear_mae_log10"] == pytest.approx(
+        final.data.metrics["test_shear_mae_log10"]
+    )
     np.testing.assert_allclose(fresh["shear_gpa"], here["shear_gpa"], rtol=1e-6)
     assert fresh["error"].isna().all()
 

@@ -58,6 +58,15 @@ class ModelBundle:
     versions: dict = field(default_factory=package_versions)
     training_domain: dict | None = None
 
+    @property
+    def train_data(self) -> dict:
+        """What the model was trained on: ``name`` (the file's name, or the data set's label),
+        ``path`` (None for data given in memory) and ``source`` (the label the run logged)."""
+        path = ((self.train_config or {}).get("data") or {}).get("path")
+        source = (self.training_domain or {}).get("source")
+        name = Path(path).name if path else source
+        return {"name": name, "path": path, "source": source}
+
     def build_model(self) -> torch.nn.Module:
         """The model with the bundle's weights, in eval mode (strict weight loading)."""
         from zoo.models.layers import element_feature_tensor

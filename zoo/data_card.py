@@ -78,14 +78,13 @@ def describe_models(records: list[dict]) -> list[dict]:
         loaded = resolve_model(model_file(record["spec"]))
         members = loaded.members if isinstance(loaded, Ensemble) else [loaded]
         targets = list(members[0].transform.targets)
-        data = ((members[0].train_config or {}).get("data") or {}).get("path")
         info = {
             **record,
             "kind": "ensemble" if isinstance(loaded, Ensemble) else "model",
             "members": len(members),
             "variant": sorted({m.model_name for m in members}),
             "targets": targets,
-            "training_data": Path(data).name if data else None,
+            "training_data": members[0].train_data["name"],
             "training_crystals": (members[0].training_domain or {}).get("entries"),
             "test_mae_log10": _mean_test_mae(members, targets),
         }

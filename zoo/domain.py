@@ -47,11 +47,14 @@ def symbol(z: int) -> str:
     return Element.from_Z(int(z)).symbol
 
 
-def training_domain(atomic_numbers: list[np.ndarray], volumes: np.ndarray) -> dict:
+def training_domain(
+    atomic_numbers: list[np.ndarray], volumes: np.ndarray, source: str | None = None
+) -> dict:
     """The domain of a training set: ``atomic_numbers[i]`` int ``(N_i,)`` and ``volumes[i]``
-    (Å³) of crystal i. Returns plain values (stored in the bundle): ``entries``,
-    ``element_counts`` (symbol -> crystals holding it), and ``[min, max]`` of
-    ``density_g_cm3``, ``sites`` and ``volume_per_atom_a3``."""
+    (Å³) of crystal i, read from ``source`` (the data set's label). Returns plain values
+    (stored in the bundle): ``entries``, ``element_counts`` (symbol -> crystals holding it),
+    ``[min, max]`` of ``density_g_cm3``, ``sites`` and ``volume_per_atom_a3``, and ``source``
+    when given."""
     counts: dict[str, int] = {}
     for numbers in atomic_numbers:
         for z in np.unique(numbers):
@@ -65,12 +68,13 @@ def training_domain(atomic_numbers: list[np.ndarray], volumes: np.ndarray) -> di
         "density_g_cm3": [float(density.min()), float(density.max())],
         "sites": [int(sites.min()), int(sites.max())],
         "volume_per_atom_a3": [float((volumes / sites).min()), float((volumes / sites).max())],
+        **({"source": source} if source else {}),
     }
 
 
 def merge_domains(domains: list[dict]) -> dict:
     """The union of several domains (an ensemble's members, a shear and a bulk model): element
-    counts are the largest any model saw, ranges the widest."""
+    counts are the largest any model saw, ranges the widest, the source kept where all agree."""
     merged = dict(domains[0])
     for other in domains[1:]:
         counts = dict(merged["element_counts"])
@@ -84,6 +88,9 @@ def merge_domains(domains: list[dict]) -> dict:
                 for key in ("density_g_cm3", "sites", "volume_per_atom_a3")
             },
         }
+    sources = {domain.get("source") for domain in domains}
+    if len(sources) == 1 and None not in sources:
+        merged["source"] = sources.pop()
     return merged
 
 

@@ -176,14 +176,14 @@ def _metrics(source: str, members: list) -> tuple[dict | None, str]:
 
 
 def _train_data(source: str, first) -> dict:
-    """What the model was trained on: file name, path, and a description where known."""
+    """What the model was trained on (:attr:`ModelBundle.train_data`), with a description
+    where one is known (a shipped model's record)."""
     from zoo import pretrained
 
-    path = ((first.train_config or {}).get("data") or {}).get("path")
     described = (
         pretrained.record(source)["training_data"] if pretrained.is_pretrained(source) else None
     )
-    return {"name": Path(path).name if path else None, "path": path, "description": described}
+    return {**first.train_data, "description": described}
 
 
 def training_domain_of(loaded) -> dict | None:

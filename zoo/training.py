@@ -836,7 +836,9 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
         data.element_table,
         train_config=config.model_dump(mode="json"),
         metrics=metrics,
-        training_domain=training_domain(*data.store.atoms_and_volumes(data.split.train)),
+        training_domain=training_domain(
+            *data.store.atoms_and_volumes(data.split.train), source=data.source
+        ),
     )
     bundle_path = bundle.save(output_dir / f"model{BUNDLE_SUFFIX}")
     files = [*pictures, output_dir / PREDICTIONS_FILE, output_dir / HISTORY_FILE]
