@@ -4,7 +4,6 @@ pages are kept in the test's folder."""
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 from pathlib import Path
@@ -81,32 +80,25 @@ def wait_for_text(driver, texts: list[str], seconds: float = 60) -> str:
 def test_trial_runs_with_metrics_and_the_champion_alias_are_visible(ui, browser, study):
     from mlflow import MlflowClient
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 
     from zoo import tracking
+    from zoo.commands.ui import runs_page
 
     client = MlflowClient(tracking.tracking_uri())
     experiment = client.get_experiment_by_name("tune-cgcnn-shear")
 
-    # the runs page: the study run, expanded, lists its three trials and the refit
-    browser.get(f"{ui}/#/experiments/{experiment.experiment_id}/runs")
-    wait_for_text(browser, ["study-cgcnn-shear"])
+    # the link zoo ui prints opens the model-training view (not MLflow's GenAI view)
+    browser.get(runs_page(ui, experiment.experiment_id))
+    body = wait_for_text(browser, ["study-cgcnn-shear", "Model registry", "Runs"])
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    for genai in ("Prompts", "Judges", "Sessions", "Evaluation runs"):
+        assert genai not in body.split("Run Name")[0], genai  # the side bar before the table
+    # the study run, expanded, lists its trials (their objective in the name, at first look,
+    # every one with its model in the Models column) and the refit
     browser.find_element(
         By.CSS_SELECTOR, "button[data-component-id*='runnamecellrenderer']"
     ).click()
-    wait_for_text(browser, ["trial-0000", "trial-0001", "trial-0002", "final-trial-"])
-    # as a user would: Columns -> tick the trials' objective metric -> close the chooser
-    browser.find_elements(By.CSS_SELECTOR, "button[data-testid='column-selection-dropdown']")[
-        0
-    ].click()
-    WebDriverWait(browser, 30).until(
-        lambda d: d.find_element(
-            By.CSS_SELECTOR, "[role='dialog'] span[title='objective_val_mae_log10']"
-        )
-    ).click()
-    browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
-    body = wait_for_text(browser, ["objective_val_mae_log10"])
+    body = wait_for_text(browser, ["trial-0000", "trial-0001", "trial-0002", "final-trial-"])
     browser.save_screenshot(str(study / "runs.png"))
     trials = client.search_runs(
         [experiment.experiment_id], "tags.`optuna.state` = 'COMPLETE'", max_results=10
@@ -114,8 +106,11 @@ def test_trial_runs_with_metrics_and_the_champion_alias_are_visible(ui, browser,
     assert len(trials) == 3
     for run in trials:
         value = run.data.metrics["objective_val_mae_log10"]
-        shown = f"{math.floor(value * 1e4) / 1e4:.4f}"  # the table shows the value's digits
-        assert shown in body, (value, body)
+        assert run.info.run_name.endswith(f" · {value:.4f}"), run.info.run_name
+        assert run.info.run_name in body, (run.info.run_name, body)
+        assert run.outputs.model_outputs, run.info.run_name
+    assert body.count("pyfunc") == 3  # each trial's model; the refit's, registered:
+    assert re.search(r"cgcnn-shear\s+v1", body), body
 
     # the registered model page shows version 1 with the champion alias
     browser.get(f"{ui}/#/models/cgcnn-shear")
@@ -134,9 +129,9 @@ def test_a_run_page_shows_its_name_description_and_headline_metrics(ui, browser,
     (final,) = client.search_runs([experiment.experiment_id], "tags.`zoo.kind` = 'final'")
     browser.get(f"{ui}/#/experiments/{experiment.experiment_id}/runs/{final.info.run_id}")
     value = final.data.metrics["test_mae_log10"]
-    body = wait_for_text(browser, ["cgcnn shear", "Kept epoch", "test_mae_log10"])
+    body = wait_for_text(browser, ["cgcnn trained on shear", "Kept epoch", "test_mae_log10"])
     browser.save_screenshot(str(study / "run.png"))
-    assert final.info.run_name.startswith("final-trial-") and " · seed 0" in final.info.run_name
+    assert re.fullmatch(r"final-trial-\d{4}", final.info.run_name)
     assert final.info.run_name in body
     assert f"{value:.4f}"[:5] in body  # the headline number, as MLflow rounds it
 

@@ -285,7 +285,7 @@ def test_a_long_benchmark_fold_run_still_fits_120_columns():
 
     from zoo.runs_table import _row
 
-    name = "fold0-shear-bulk-seed4 · cgcnn-angle-global shear+bulk · matbench_log_gvrh · seed 4"
+    name = "fold0-shear-bulk-seed4 #12"
     tags = {"zoo.targets": "shear,bulk", "zoo.model": "cgcnn-angle-global",
             "zoo.data": "/x/matbench_log_gvrh_subset_large.json.gz", "zoo.kind": "benchmark-fold",
             "zoo.fold": "4"}  # fmt: skip
@@ -298,6 +298,7 @@ def test_a_long_benchmark_fold_run_still_fits_120_columns():
     assert row["split"] == "official fold 4" and row["epochs"] == "112/150"
     text = pd.DataFrame([row]).to_string(index=False, float_format=lambda v: f"{v:.4f}")
     assert max(len(line) for line in text.splitlines()) <= 120, text
+    assert row["run"] == "fold0-shear-bulk-… #12"  # two runs of one name stay apart
 
 
 def test_a_training_run_names_its_data_as_an_mlflow_dataset_input(isolated, demo):
@@ -312,6 +313,15 @@ def test_a_training_run_names_its_data_as_an_mlflow_dataset_input(isolated, demo
     inputs = mlflow.get_run(result.run_id).inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.name == "built-in demo set"
     assert {t.key: t.value for t in inputs[0].tags}["mlflow.data.context"] == "training"
+    # the Models column: the run's model, logged once as a pyfunc model that loads
+    (output,) = mlflow.get_run(result.run_id).outputs.model_outputs
+    loaded = mlflow.pyfunc.load_model(f"models:/{output.model_id}")
+    table = loaded.predict(pd.DataFrame({"structure": [demo.structures[0].to(fmt="cif")]}))
+    assert np.isfinite(table.loc[0, "shear_gpa"])
+    # a second run of the same configuration gets a name of its own
+    again = train(load_config(None, {"epochs": 1}), dataset=demo, progress=False)
+    named = [mlflow.get_run(r.run_id).info.run_name for r in (result, again)]
+    assert named == ["cgcnn shear · seed 0", "cgcnn shear · seed 0 #2"]
 
 
 def test_a_small_test_split_is_said_to_say_little(isolated):

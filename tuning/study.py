@@ -146,6 +146,7 @@ class Objective:
             )
             seen["run_id"] = result.run_id
             value = min(row[names.score("val")] for row in result.history)
+            seen["best"] = value  # also over epochs a continued trial ran before its kill
             state = "COMPLETE"
             return value
         except StopTraining as stop:
@@ -195,6 +196,10 @@ class Objective:
             client.set_tag(run_id, key, value)
         if math.isfinite(seen["best"]):
             client.log_metric(run_id, names.OBJECTIVE, seen["best"])
+        if state in ("COMPLETE", "PRUNED"):  # the runs table shows the name at first look
+            base = client.get_run(run_id).info.run_name.split(" · ")[0]
+            shown = f"{seen['best']:.4f}" if state == "COMPLETE" else "pruned"
+            client.update_run(run_id, name=f"{base} · {shown}")
 
 
 def work(

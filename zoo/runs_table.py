@@ -6,8 +6,6 @@ import pandas as pd
 
 from zoo import names
 
-COLUMNS = ("model", "targets", "data", "split", "seed", "epochs", "best epoch")
-
 
 def runs_table(
     experiments: list[str] | None = None,
@@ -44,6 +42,15 @@ def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
+def _short_name(name: str, width: int) -> str:
+    """A run name cut to ``width`` characters, keeping the `` #2`` that tells two runs of the
+    same name apart (``fold0-shear-bulk-se… #2``)."""
+    stem, sep, number = name.rpartition(" #")
+    if not (sep and number.isdigit()) or len(name) <= width:
+        return _short(name, width)
+    return _short(stem, width - len(sep + number)) + sep + number
+
+
 def _file_name(path: str) -> str:
     """A data source as its file's name (``matbench_log_gvrh_subset.json.gz``)."""
     return path.split(":")[0].rstrip("/").split("/")[-1]
@@ -62,24 +69,22 @@ SYMBOLS = {"shear": "G", "bulk": "K"}
 
 
 def _row(run, wide: bool = False) -> dict:
-    """One run's row: its given name (the part before the first `` · `` of a four-part run
-    name; empty otherwise), model, data file, split, seed, kept/run epochs, validation and
-    test MAE per modulus (log10 GPa), minutes; ``wide`` adds targets, MAE in GPa, status and
-    the run id."""
+    """One run's row: its MLflow name (unique in its experiment; it says the seed), model,
+    data file, split, kept/run epochs, validation and test MAE per modulus (log10 GPa),
+    minutes; ``wide`` adds targets, seed, MAE in GPa, status and the run id."""
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     targets = tags.get("zoo.targets", "").split(",")
-    parts = (run.info.run_name or "").split(" · ")
     best, ran = metrics.get(names.BEST_EPOCH), metrics.get(names.EPOCHS_RUN)
     row = {
-        "run": _short(parts[0], 14) if len(parts) == 4 else "",
+        "run": _short_name(run.info.run_name or "", 22),
         "model": tags.get("zoo.model", ""),
-        "data": _short(_file_name(tags.get("zoo.data", "")), 20),
+        "data": _short(_file_name(tags.get("zoo.data", "")), 19),
         "split": _split_label(tags, params.get("data.split_file")),
-        "seed": params.get("seed", ""),
         "epochs": f"{best:.0f}/{ran:.0f}" if best is not None and ran is not None else None,
     }
     if wide:
         row["targets"] = "+".join(targets)
+        row["seed"] = params.get("seed", "")
     units = ("log10", "gpa") if wide else ("log10",)
     for split in ("val", "test"):
         for target in targets:

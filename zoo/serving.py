@@ -365,7 +365,8 @@ def register_model_file(
     Returns the version and whether it is the champion."""
     from zoo import tracking
 
-    tracking.setup(experiment)
+    experiment_id = tracking.setup(experiment)
+    run_name = tracking.unique_run_name(experiment_id, run_name)
     with mlflow.start_run(run_name=run_name, tags=tags) as run:
         for key, value in (metrics or {}).items():
             mlflow.log_metric(key, value)

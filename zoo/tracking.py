@@ -233,12 +233,36 @@ def open_parent_run(
         client.update_run(run_id, status="RUNNING")
         client.set_tag(run_id, OWNER_TAG, owner_token())
         return run_id
+    name = unique_run_name(experiment_id, name)
     run = client.create_run(experiment_id, run_name=name, tags={**tags, OWNER_TAG: owner_token()})
     run_id = run.info.run_id
     client.log_batch(run_id, params=[Param(k, _param_text(v)) for k, v in params.items()])
     for file_name, text in texts.items():
         client.log_text(run_id, text, file_name)
     return run_id
+
+
+def unique_run_name(experiment_id: str, name: str) -> str:
+    """``name``, or ``name #2``, ``#3``, ... when runs of the experiment have it already, so
+    that two runs never share a name (two processes naming a run in the same instant could
+    still; zoo's parallel runs, tuning trials, have numbered names)."""
+    from mlflow import MlflowClient
+
+    name = name or "run"
+    prefix = name.split("'")[0]  # a quote cannot be escaped in a filter: search by the rest
+    taken = {
+        run.info.run_name
+        for run in MlflowClient().search_runs(
+            [experiment_id],
+            f"attributes.run_name LIKE '{prefix}%'",
+            run_view_type=3,  # active and deleted runs
+            max_results=50_000,
+        )
+    }
+    number = 1
+    while (candidate := name if number == 1 else f"{name} #{number}") in taken:
+        number += 1
+    return candidate
 
 
 class RunLogger:
@@ -267,7 +291,8 @@ class RunLogger:
         run_id = run_id or self._find_run(tags.get(FOLDER_ID_TAG))
         tags = {**tags, OUTPUT_TAG: self.output_dir, OWNER_TAG: owner_token()}
         if run_id is None:
-            name = tags.get(RUN_NAME_TAG, Path(self.output_dir).name)
+            name = unique_run_name(self.experiment_id, tags.get(RUN_NAME_TAG, ""))
+            tags[RUN_NAME_TAG] = name
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             run_id = run_id.info.run_id
         else:

@@ -610,7 +610,7 @@ def _run(run: _RunContext, checkpoint, record: dict, dataset, tags: dict) -> Tra
             "zoo.targets": ",".join(config.targets),
             "zoo.data": data.source,
             FOLDER_ID_TAG: record["folder_id"],
-            RUN_NAME_TAG: run_label(config, data.source),
+            RUN_NAME_TAG: run_label(config),
             DESCRIPTION_TAG: run_description(config, data),
             **tags,
         },
@@ -627,12 +627,11 @@ def _run(run: _RunContext, checkpoint, record: dict, dataset, tags: dict) -> Tra
     return _finish(run, data, session)
 
 
-def run_label(config: TrainConfig, source: str) -> str:
-    """The MLflow run name: what was trained on what, e.g. ``cgcnn shear · binaries_2025 ·
-    seed 0`` (after the given run name, if any)."""
-    data = Path(source).name.split(":")[0].removesuffix(".gz").removesuffix(".json") or "?"
-    label = f"{config.model} {'+'.join(config.targets)} · {data} · seed {config.seed}"
-    return f"{config.run_name} · {label}" if config.run_name else label
+def run_label(config: TrainConfig) -> str:
+    """The MLflow run name, short enough for the first column of MLflow's runs table: the
+    given run name, else what was trained, e.g. ``cgcnn shear · seed 0`` (the data is in the
+    Dataset column). :meth:`RunLogger.start` makes it unique in its experiment."""
+    return config.run_name or f"{config.model} {'+'.join(config.targets)} · seed {config.seed}"
 
 
 def run_description(config: TrainConfig, data: PreparedData) -> str:
@@ -847,6 +846,10 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
         files.append(output_dir / SKIPPED_FILE)
     logger.log_final(metrics, files, [bundle_path])
     logger.describe(f"{run_description(config, data)} {_outcome(config, metrics)}")
+    if logger.run_id:  # the runs table's Models column; zoo train --register reuses it
+        from zoo.serving import pyfunc_of_run
+
+        pyfunc_of_run(logger.run_id, bundle_path)
     failpoint("final-logged")
     return TrainResult(
         output_dir,

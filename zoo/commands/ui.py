@@ -19,6 +19,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=5000, help="port to listen on")
 
 
+def runs_page(base: str, experiment_id: str) -> str:
+    """The URL of an experiment's runs table in MLflow's model-training view. MLflow 3.17's
+    UI has one switch, GenAI or model training, kept in the browser and GenAI at first;
+    it follows the experiment tag ``mlflow.experimentKind`` only where that switch is off,
+    so the link says ``workflowType=machine_learning`` (the switch's value in the link)."""
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
+
+
 def latest_experiment(uri: str) -> tuple[str, str] | None:
     """``(id, name)`` of the experiment of the store's latest run (None without runs)."""
     from mlflow import MlflowClient
@@ -92,7 +100,7 @@ def run(args) -> int:
         )
         latest = latest_experiment(uri)
         if latest is not None:
-            runs_table = f"{url}/#/experiments/{latest[0]}/runs"
+            runs_table = runs_page(url, latest[0])
             print(f"runs of {latest[1]!r}, the latest experiment: {runs_table}")
         sys.stdout.flush()
         return guard.wait()
