@@ -22,7 +22,7 @@ demo: install
 	$(BIN)/zoo screen --model zoo-elastic-mp2024 -o runs/demo-screen
 
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=15
 
 lint: install
 	$(BIN)/ruff check zoo models tuning tests bench

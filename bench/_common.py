@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import resource
+import subprocess
+import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +20,37 @@ SHARED = ROOT.parent / "shared"
 DEV_SET = SHARED / "data" / "mp_elasticity_binaries_2025.json.gz"
 DEV_SPLIT = SHARED / "data" / "mp_elasticity_binaries_2025_split.csv"
 RESULTS = ROOT / "bench" / "results"
+
+BUSY_JOB = """
+import torch
+torch.set_num_threads(2)
+a = torch.randn(256, 256)
+while True:
+    a = torch.tanh(a @ a)
+"""
+"""Another two-thread torch job with OpenMP's own settings (many short parallel regions, as
+training has), run beside the measured one."""
+
+
+def plain_environment() -> dict:
+    """This environment without any OpenMP wait setting."""
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+
+
+@contextlib.contextmanager
+def machine_load(load: str):
+    """``idle``: nothing; ``busy``: :data:`BUSY_JOB` runs beside the block (started 2 s before
+    it, killed after it)."""
+    if load == "idle":
+        yield
+        return
+    busy = subprocess.Popen([sys.executable, "-c", BUSY_JOB], env=plain_environment())
+    time.sleep(2)
+    try:
+        yield
+    finally:
+        busy.kill()
+        busy.wait()
 
 
 def _child(config_path, overrides, queue):

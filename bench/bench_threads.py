@@ -16,24 +16,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench._common import DEV_SET, DEV_SPLIT, RESULTS  # noqa: E402
+from bench._common import DEV_SET, DEV_SPLIT, RESULTS, machine_load, plain_environment  # noqa: E402
 
-BUSY_JOB = """
-import torch
-torch.set_num_threads(2)
-a = torch.randn(256, 256)
-while True:
-    a = torch.tanh(a @ a)
-"""
-"""Another two-thread torch job with OpenMP's own settings (many short parallel regions, as
-training has), run beside the measured one."""
 CASES = [
     ("default threads (zoo: spin 3,000)", None, {}),
     ("--threads 1", 1, {}),
@@ -41,11 +31,6 @@ CASES = [
     ("default threads, PASSIVE", None, {"OMP_WAIT_POLICY": "PASSIVE"}),
 ]
 """Name, --threads and the OpenMP variables of each measured case."""
-
-
-def plain_environment() -> dict:
-    """This environment without any OpenMP wait setting."""
-    return {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
 
 
 def train_seconds(threads: int | None, openmp: dict, epochs: int, work: Path) -> float:
@@ -70,19 +55,11 @@ def main() -> None:
     train_seconds(1, {}, 1, work)  # builds the graph cache
     rows = []
     for load in ("idle", "busy"):
-        busy = None
-        if load == "busy":
-            busy = subprocess.Popen([sys.executable, "-c", BUSY_JOB], env=plain_environment())
-            time.sleep(2)
-        try:
+        with machine_load(load):
             for name, threads, openmp in CASES:
                 seconds = train_seconds(threads, openmp, args.epochs, work)
                 rows.append({"machine": load, "case": name, "seconds": round(seconds, 1)})
                 print(f"{load:5s} {name:44s} {seconds:7.1f} s", flush=True)
-        finally:
-            if busy is not None:
-                busy.kill()
-                busy.wait()
     table = {(r["machine"], r["case"]): r["seconds"] for r in rows}
     names = [name for name, _, _ in CASES]
     print("\n| machine | " + " | ".join(names) + " |\n| --- |" + " ---: |" * len(names))

@@ -57,6 +57,27 @@ def test_loading_by_name_reproduces_the_recorded_predictions():
         assert table["bulk_gpa"][row] == pytest.approx(bulk, rel=0.25)
 
 
+def test_an_ensemble_predicts_under_one_progress_bar_in_worker_processes(capsys):
+    """The shipped model has several members: they share each batch (one prediction loop,
+    the one ``zoo screen`` runs), ``progress`` shows one bar for all of them, and two worker
+    processes (300 structures: above ``PARALLEL_PREDICT``) give the numbers of one process."""
+    import zoo
+    from zoo.predictor import PARALLEL_PREDICT
+
+    cells = list(reference_cells().values()) * 100
+    assert len(cells) >= PARALLEL_PREDICT
+    alone = zoo.load_model(NAME).predict(cells)
+    model = zoo.load_model(NAME, workers=2)
+    assert len(model.loaded.members) > 1
+    capsys.readouterr()
+    shared = model.predict(cells, progress=True)
+    bars = [line for line in capsys.readouterr().err.split("\r") if "predicting" in line]
+    assert bars and all("/300 structures" in bar for bar in bars), bars
+    assert sum("| 0/300 structures" in bar for bar in bars) == 1, bars  # one bar started
+    for column in ("shear_log10", "bulk_log10", "shear_std_log10"):
+        assert np.allclose(shared[column], alone[column], rtol=0, atol=1e-6), column
+
+
 @pytest.mark.slow
 def test_zoo_predict_screen_and_the_registry_take_the_pretrained_name(isolated):
     cells = reference_cells()

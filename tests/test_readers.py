@@ -342,3 +342,29 @@ def test_jsonl_count_without_parsing_equals_the_entries_read(tmp_path):
         read = [e for chunk in iter_entry_chunks(path, 10, with_targets=False) for e in chunk]
         assert len(read) == 4 and count_entries(path) == 4
     assert FORMATS["records-jsonl"].count is not None
+
+
+def test_parsing_in_worker_processes_gives_the_same_entries_reasons_and_order(tmp_path, demo):
+    """250 records (CIF text and dicts, a broken CIF, a record without a structure, a repeated
+    id), read with 2 worker processes (above ``PARALLEL_PARSE``) and in this process: the same
+    ids, structures and skip report, in the same order."""
+    from zoo.dataset import PARALLEL_PARSE
+    from zoo.readers import read_dataset
+
+    records = []
+    for number in range(250):
+        structure = demo.structures[number % len(demo)]
+        text = structure.to(fmt="cif") if number % 2 else structure.as_dict()
+        records.append({"mp_id": f"x-{number}", "structure": text})
+    records[7]["structure"] = "data_broken\n_cell_length_a 3\n"
+    del records[11]["structure"]
+    records[40]["mp_id"] = "x-3"
+    assert len(records) >= PARALLEL_PARSE
+    path = tmp_path / "records.json"
+    path.write_text(json.dumps(records))
+    serial = read_dataset(path, skip_bad=True, with_targets=False)
+    forked = read_dataset(path, skip_bad=True, with_targets=False, workers=2)
+    assert forked.ids == serial.ids and len(serial) == 247
+    assert forked.skipped.items == serial.skipped.items
+    assert [entry for entry, _ in serial.skipped.items] == ["x-7", "x-11", "x-3"]
+    same_structures(forked.structures, serial.structures)

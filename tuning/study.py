@@ -143,6 +143,7 @@ class Objective:
                 progress=False,
                 mlflow_parent_run_id=self.parent_run_id,
                 tags=tags,
+                log_model=False,  # a trial keeps its bundle; the refit is the model to use
             )
             seen["run_id"] = result.run_id
             value = min(row[names.score("val")] for row in result.history)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from pymatgen.core import Structure
 
 from zoo.errors import BadInputError, SkipReport
+from zoo.processes import map_forked
 
 TARGETS = {
     "shear": "G_VRH, Voigt-Reuss-Hill shear modulus",
@@ -190,15 +192,41 @@ def _load(entry: str, load_structure) -> Structure:
     return structure
 
 
+PARALLEL_PARSE = 200
+"""Fewest entries a :class:`DatasetBuilder` with workers parses in worker processes (forking
+costs more than parsing fewer)."""
+
+
+def _parsed_or_error(job: tuple):
+    """A worker's part of :meth:`DatasetBuilder._parse_pending`: the structure, or the entry's
+    :class:`BadInputError` (sent back as a value, raised in the parent)."""
+    entry, load_structure = job
+    try:
+        return _load(entry, load_structure)
+    except BadInputError as error:
+        return error
+
+
+def _raise_or_return(result):
+    if isinstance(result, BadInputError):
+        raise result
+    return result
+
+
 class DatasetBuilder:
     """Accumulates entries one by one, checking each, raising or skipping bad ones.
 
     ``targets`` are the moduli to read; an empty list reads structures only (prediction, where
     a file's target column must not matter). A duplicate id is bad input for its second entry.
+    With ``workers`` > 1 and at least :data:`PARALLEL_PARSE` entries, the structures are
+    parsed in that many forked processes when :meth:`build` is called (same entries, same
+    order, same reasons); else each as it is added.
     """
 
-    def __init__(self, source: str, targets: list[str], skip_bad: bool = False):
+    def __init__(self, source: str, targets: list[str], skip_bad: bool = False, workers: int = 1):
         self.source = source
+        self.workers = workers
+        self._pending: list[tuple] = []
         self.target_names = targets
         self.skip_bad = skip_bad
         self.ids: list[str] = []
@@ -209,11 +237,17 @@ class DatasetBuilder:
 
     def add(self, entry: str, load_structure, raw_targets: dict[str, object]) -> None:
         """Add one entry. ``load_structure`` is a callable so parse errors are caught here."""
-        entry = str(entry)
+        if self.workers > 1:
+            self._pending.append((str(entry), load_structure, raw_targets, None))
+            return
+        self._add(str(entry), partial(_load, str(entry), load_structure), raw_targets)
+
+    def _add(self, entry: str, load, raw_targets: dict[str, object]) -> None:
+        """Check and keep (or skip) one entry whose ``load()`` gives its structure."""
         try:
             if entry in self._seen:
                 raise BadInputError(entry, "duplicate id (an earlier entry has the same id)")
-            structure = check_structure(entry, _load(entry, load_structure))
+            structure = check_structure(entry, load())
             values = {t: check_modulus(entry, t, raw_targets.get(t)) for t in self.target_names}
         except BadInputError as error:
             if not self.skip_bad:
@@ -229,13 +263,32 @@ class DatasetBuilder:
     def reject(self, error: BadInputError) -> None:
         """An entry the reader found bad before it had a structure (e.g. a record without one):
         raised, or skipped and reported with ``skip_bad``."""
+        if self.workers > 1:  # in its place among the entries held back
+            self._pending.append((error.entry, None, {}, error))
+            return
+        self._reject(error)
+
+    def _reject(self, error: BadInputError) -> None:
         if not self.skip_bad:
             raise error
         self.skipped.add(error)
 
+    def _parse_pending(self) -> None:
+        """Parse the entries held back by :meth:`add`, in parallel, then add them in order."""
+        pending, self._pending = self._pending, []
+        workers = self.workers if len(pending) >= PARALLEL_PARSE else 1
+        jobs = [(entry, load) for entry, load, _, rejected in pending if rejected is None]
+        parsed = iter(map_forked(_parsed_or_error, jobs, workers))
+        for entry, _, raw_targets, rejected in pending:
+            if rejected is not None:
+                self._reject(rejected)
+            else:
+                self._add(entry, partial(_raise_or_return, next(parsed)), raw_targets)
+
     def build(self, allow_empty: bool = False) -> Dataset:
         """The data set; no usable entry is an error unless ``allow_empty`` (a chunk of a
         larger source may hold only bad entries)."""
+        self._parse_pending()
         if not self.ids and not allow_empty:
             raise ValueError(f"{self.source}: no usable entries ({self.skipped.summary()})")
         return Dataset(

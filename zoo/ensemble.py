@@ -172,7 +172,7 @@ class EnsemblePredictor:
     def __init__(self, ensemble: Ensemble, *, batch_size: int = 256, workers: int = 1):
         from zoo.predictor import Predictor
 
-        self.ensemble = ensemble
+        self.ensemble, self.workers = ensemble, workers
         self.members = [
             Predictor(m, batch_size=batch_size, workers=workers) for m in ensemble.members
         ]
@@ -183,22 +183,37 @@ class EnsemblePredictor:
     def member_predictions(self, ids, structures, skip_bad=True, cache_dir=False, progress=False):
         """log10 GPa ``(M, n, T)`` (NaN where a member could not predict) and the first
         reason per entry that a member gave; the entries whose graphs (of any member) have
-        an atom short of neighbours are kept in :attr:`few_neighbors`."""
+        an atom short of neighbours are kept in :attr:`few_neighbors`. Members that read the
+        same graphs share one build and each batch of it, in ``workers`` processes
+        (:func:`~zoo.predictor.predict_in_workers`); one progress bar counts the structures
+        of all of them."""
+        from zoo.predictor import predict_in_workers, prediction_bar
+
         values = np.full((len(self.members), len(ids), len(self.targets)), np.nan)
         reasons: dict[str, str] = {}
         self.few_neighbors: dict[str, bool] = {}
         position = {entry: i for i, entry in enumerate(ids)}
-        built: dict = {}
+        groups: dict[tuple, list[int]] = {}
         for number, member in enumerate(self.members):
-            key = member.graph_key()
-            if key not in built:
-                built[key] = member.graphs(ids, structures, skip_bad, cache_dir, progress)
-            store, skipped = built[key]
-            for entry, reason in skipped.items:
-                reasons.setdefault(entry, reason)
-            if store is not None:
+            groups.setdefault(member.graph_key(), []).append(number)
+        built = {}
+        for key, numbers in groups.items():
+            built[key] = self.members[numbers[0]].graphs(
+                ids, structures, skip_bad, cache_dir, progress
+            )
+        total = sum(len(store) for store, _ in built.values() if store is not None)
+        with prediction_bar(total, progress) as bar:
+            for key, numbers in groups.items():
+                store, skipped = built[key]
+                for entry, reason in skipped.items:
+                    reasons.setdefault(entry, reason)
+                if store is None:
+                    continue
                 rows = [position[entry] for entry in store.ids]
-                values[number, rows] = member.predict_graphs(store, progress)
+                members = [self.members[n] for n in numbers]
+                values[np.ix_(numbers, rows)] = predict_in_workers(
+                    members, store, self.workers, bar
+                )
                 for entry, few in zip(store.ids, store.few_neighbors(), strict=True):
                     self.few_neighbors[entry] = self.few_neighbors.get(entry, False) or bool(few)
         return values, reasons

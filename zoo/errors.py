@@ -14,6 +14,10 @@ class BadInputError(ValueError):
         self.reason = " ".join(str(reason).split())  # one line, whatever a parser said
         super().__init__(f"{self.entry}: {reason}")
 
+    def __reduce__(self):
+        """Pickled as its entry and reason (a worker process sends it back to its parent)."""
+        return type(self), (self.entry, self.reason)
+
 
 class SkipReport:
     """Collects entries that were skipped on the user's request (``skip_bad``), with reasons."""

@@ -82,10 +82,12 @@ class LoadedModel:
         return [*first, names.ERROR, "flagged"]
 
     def predict_path(self, path, *, strict: bool = False, progress: bool = False):
-        """Every entry of a structure file, folder or data set (targets ignored)."""
+        """Every entry of a structure file, folder or data set (targets ignored), parsed and
+        made into graphs by the predictor's ``workers`` processes."""
         from zoo.readers import read_dataset
 
-        dataset = read_dataset(path, skip_bad=not strict, with_targets=False)
+        workers = self.predictor.workers
+        dataset = read_dataset(path, skip_bad=not strict, with_targets=False, workers=workers)
         table = self.predict_structures(
             dataset.ids, dataset.structures, skip_bad=not strict, progress=progress
         )

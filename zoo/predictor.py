@@ -10,6 +10,10 @@ one) whichever way it comes in::
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from functools import partial
+
+import numpy as np
 import pandas as pd
 import torch
 
@@ -17,6 +21,7 @@ from zoo import names
 from zoo.bundle import ModelBundle
 from zoo.domain import FEW_NEIGHBORS
 from zoo.graphs import usable_graphs
+from zoo.processes import map_forked
 from zoo.progress import CountBar
 
 MAX_BATCH_ATOMS = 4096
@@ -110,19 +115,20 @@ class Predictor:
 
     def predict_graphs(self, store, progress: bool = False):
         """log10 GPa predictions, float64 numpy ``(len(store), T)``, in store order."""
-        output = predict_normalised(self.model, store, None, self.batch_size, progress)
-        return self.bundle.transform.to_log10(output.double()).numpy()
+        with prediction_bar(len(store), progress) as bar:
+            return predict_in_workers([self], store, self.workers, bar)[0]
 
-    def batches(self, store):
-        """The store's graphs as batched DGL graphs, in order, one at a time: at most
-        :attr:`batch_size` crystals and :data:`MAX_BATCH_ATOMS` atoms each (a batch of large
-        cells would otherwise hold the biggest activations), each built once for every member
-        of an ensemble (:meth:`predict_batch`)."""
+    def batches(self, store, rows: range | None = None):
+        """The store's graphs (at ``rows``, default all) as batched DGL graphs, in order, one
+        at a time: at most :attr:`batch_size` crystals and :data:`MAX_BATCH_ATOMS` atoms each
+        (a batch of large cells would otherwise hold the biggest activations), each built once
+        for every member of an ensemble (:meth:`predict_batch`)."""
         sizes = store.num_nodes.numpy()
-        start = 0
-        while start < len(store):
+        rows = rows if rows is not None else range(len(store))
+        start, end = rows.start, rows.stop
+        while start < end:
             stop, atoms = start, 0
-            while stop < len(store) and stop - start < self.batch_size:
+            while stop < end and stop - start < self.batch_size:
                 if stop > start and atoms + sizes[stop] > MAX_BATCH_ATOMS:
                     break
                 atoms += sizes[stop]
@@ -136,6 +142,62 @@ class Predictor:
         with torch.no_grad():
             output = self.model(graph)
         return self.bundle.transform.to_log10(output.double()).numpy()
+
+
+def prediction_bar(total: int, progress: bool) -> CountBar:
+    """The one bar of a prediction, counting structures (``1,000/2,000 structures``)."""
+    return CountBar(total=total, desc="predicting", unit="structures", disable=not progress)
+
+
+def predict_members(
+    predictors: list[Predictor], store, bar=None, clock=None, rows: range | None = None
+) -> np.ndarray:
+    """log10 GPa, float64 ``(M, len(rows), T)``: each of the ``M`` predictors (all reading the
+    same graphs: equal :meth:`Predictor.graph_key`) on the graphs of ``store`` at ``rows``
+    (default: all), in order. Each batch (:meth:`Predictor.batches`) is built once and read
+    by every predictor, one batch in memory at a time. ``bar`` is advanced by the structures
+    of each batch; ``clock(stage)``, a context manager, times the stages ``graphs`` and
+    ``inference``. The one prediction loop of ``zoo predict``, ensembles, the served model
+    and ``zoo screen``."""
+    clock = clock or (lambda stage: nullcontext())
+    parts = [np.zeros((len(predictors), 0, len(predictors[0].targets)))]
+    batches = predictors[0].batches(store, rows)
+    while True:
+        with clock("graphs"):
+            graph = next(batches, None)
+        if graph is None:
+            break
+        with clock("inference"):
+            parts.append(np.stack([p.predict_batch(graph) for p in predictors]))
+        if bar is not None:
+            bar.update(graph.batch_size)
+    return np.concatenate(parts, axis=1)
+
+
+PARALLEL_PREDICT = 256
+"""Fewest graphs :func:`predict_in_workers` shares out among worker processes."""
+WORKER_ROWS = 128
+"""Graphs per piece of work a worker takes (and per step of the progress bar)."""
+
+
+def predict_in_workers(predictors: list[Predictor], store, workers: int, bar=None) -> np.ndarray:
+    """:func:`predict_members` over all of ``store``, shared among ``workers`` forked
+    processes of one torch thread each (the way ``zoo screen``'s workers run: on 2 cores,
+    faster than one process with 2 threads); the same numbers to float32 rounding. One
+    worker, or fewer than :data:`PARALLEL_PREDICT` graphs: in this process."""
+    if workers <= 1 or len(store) < PARALLEL_PREDICT:
+        return predict_members(predictors, store, bar)
+    pieces = [range(start, min(start + WORKER_ROWS, len(store)))
+              for start in range(0, len(store), WORKER_ROWS)]  # fmt: skip
+    done = (lambda part: bar.update(part.shape[1])) if bar is not None else None
+    parts = map_forked(partial(_predict_piece, predictors, store), pieces, workers, done)
+    return np.concatenate(parts, axis=1)
+
+
+def _predict_piece(predictors, store, rows: range) -> np.ndarray:
+    """A worker's piece of :func:`predict_in_workers` (in a forked process: one thread)."""
+    torch.set_num_threads(1)
+    return predict_members(predictors, store, rows=rows)
 
 
 def predict_structures(

@@ -264,18 +264,14 @@ def _predict(models: ScreenModels, stores: list, clock) -> dict[str, np.ndarray]
     scaled by the ensemble's calibration: member' = mean + scale (member - mean). Each model
     runs once, whatever number of targets it gives; each batch is built once (``graphs``) and
     read by every member (``inference``), one batch in memory at a time."""
+    from zoo.predictor import predict_members
+
     outputs = []
     for predictors, (store, _) in zip(models.members, stores, strict=True):
-        parts = [np.zeros((len(predictors), 0, len(predictors[0].targets)))]
-        batches = predictors[0].batches(store) if store is not None else iter(())
-        while True:
-            with clock("graphs"):
-                graph = next(batches, None)
-            if graph is None:
-                break
-            with clock("inference"):
-                parts.append(np.stack([p.predict_batch(graph) for p in predictors]))
-        outputs.append(np.concatenate(parts, axis=1))
+        if store is None:
+            outputs.append(np.zeros((len(predictors), 0, len(predictors[0].targets))))
+        else:
+            outputs.append(predict_members(predictors, store, clock=clock))
     members = {}
     for target, source in models.sources.items():
         values = outputs[source.model][:, :, source.column]

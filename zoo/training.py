@@ -479,6 +479,7 @@ def train(
     progress: bool = True,
     mlflow_parent_run_id: str | None = None,
     tags: dict[str, str] | None = None,
+    log_model: bool = True,
     log=print,
 ) -> TrainResult:
     """Train one model; see the module docstring.
@@ -498,6 +499,7 @@ def train(
         track: log to MLflow.
         mlflow_parent_run_id: make the MLflow run a child of this run (tuning studies).
         tags: extra MLflow run tags (e.g. the Optuna trial number).
+        log_model: log the model as an MLflow pyfunc model too (a study's trials do not).
 
     With ``config.fit_on == "train+val"`` there is no validation split: every epoch's score is
     the running training MAE and the last epoch's model is kept.
@@ -510,12 +512,7 @@ def train(
     if record.get("status") == FINISHED:
         log(f"{output_dir} finished earlier; its results are returned as they are")
         return TrainResult.from_folder(output_dir)
-    if is_copy(output_dir, record):
-        log(f"{output_dir} is a copy of the run folder {record['folder']}, whose MLflow run "
-            "stays that folder's: this one continues in a new MLflow run")  # fmt: skip
-        record = {key: value for key, value in record.items() if key not in ("run_id", "folder_id")}
-        if checkpoint is not None:
-            checkpoint["run_id"] = None
+    record = _detached_if_copy(output_dir, record, checkpoint, log)
     record = write_record(
         output_dir,
         RUNNING,
@@ -529,7 +526,9 @@ def train(
         run_tags[PARENT_TAG] = mlflow_parent_run_id
     try:
         with _stop_requests() as stop:
-            run = _RunContext(config, output_dir, logger, stop, on_epoch, on_start, progress, log)
+            run = _RunContext(
+                config, output_dir, logger, stop, on_epoch, on_start, progress, log, log_model
+            )
             result = _run(run, checkpoint, record, dataset, run_tags)
     except StopTraining as request:
         _close(output_dir, logger, STOPPED, "FINISHED", reason=str(request))
@@ -545,6 +544,18 @@ def train(
         raise
     _close(output_dir, logger, FINISHED, "FINISHED")
     return result
+
+
+def _detached_if_copy(output_dir: Path, record: dict, checkpoint, log) -> dict:
+    """The folder's record, without the MLflow run and folder id of the folder it is a copy
+    of (:func:`is_copy`; the checkpoint forgets that run too): a copy continues in a new run."""
+    if not is_copy(output_dir, record):
+        return record
+    log(f"{output_dir} is a copy of the run folder {record['folder']}, whose MLflow run "
+        "stays that folder's: this one continues in a new MLflow run")  # fmt: skip
+    if checkpoint is not None:
+        checkpoint["run_id"] = None
+    return {key: value for key, value in record.items() if key not in ("run_id", "folder_id")}
 
 
 def is_copy(output_dir: Path, record: dict) -> bool:
@@ -580,6 +591,7 @@ class _RunContext:
     on_start: Callable[[Path, str | None], None] | None
     progress: bool
     log: Callable
+    log_model: bool = True
 
 
 def _run(run: _RunContext, checkpoint, record: dict, dataset, tags: dict) -> TrainResult:
@@ -846,7 +858,7 @@ def _finish(run: _RunContext, data: PreparedData, session: _Session) -> TrainRes
         files.append(output_dir / SKIPPED_FILE)
     logger.log_final(metrics, files, [bundle_path])
     logger.describe(f"{run_description(config, data)} {_outcome(config, metrics)}")
-    if logger.run_id:  # the runs table's Models column; zoo train --register reuses it
+    if logger.run_id and run.log_model:  # MLflow's Models column; zoo train --register reuses it
         from zoo.serving import pyfunc_of_run
 
         pyfunc_of_run(logger.run_id, bundle_path)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from zoo.processes import usable_cpus
+
 NAME = "predict"
 HELP = "predict moduli (GPa) for structures"
 FLOAT_FORMAT = "%.6g"
@@ -28,9 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-o", "--output", default="-", help="output CSV (default -: a table on standard output)"
     )
-    parser.add_argument("--batch-size", type=int, default=256, help="crystals per batch")
     parser.add_argument(
-        "--workers", type=int, default=1, help="processes building graphs (1: in this process)"
+        "--batch-size", type=int, default=256, help="most crystals per batch (default: 256)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cpus(),
+        help="processes parsing structures and building graphs; 1: all in this process "
+        "(default: the CPUs this process may use, here %(default)s)",
     )
     parser.add_argument("--strict", action="store_true", help="fail on the first bad entry")
 

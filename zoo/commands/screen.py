@@ -4,7 +4,8 @@ of structures, streaming and resumable, locally or on a Dask cluster."""
 from __future__ import annotations
 
 import argparse
-import os
+
+from zoo.processes import usable_cpus
 
 NAME = "screen"
 HELP = "screen many structures: moduli, derived properties, flags; resumable"
@@ -31,7 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output-dir", "-o", "--output", required=True, help="output folder")
     parser.add_argument("--chunk-size", type=int, default=1000, help="structures per chunk")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=usable_cpus(),
+        help="worker processes (default: the CPUs this process may use, here %(default)s)",
+    )
     parser.add_argument(
         "--engine",
         choices=["local", "dask"],

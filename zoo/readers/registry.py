@@ -147,16 +147,19 @@ def _add(builder: DatasetBuilder, entry: Entry) -> None:
         builder.add(entry.id, entry.load, entry.targets)
 
 
-def read_dataset(path: str | Path | None = None, *, skip_bad: bool = False, **options) -> Dataset:
+def read_dataset(
+    path: str | Path | None = None, *, skip_bad: bool = False, workers: int = 1, **options
+) -> Dataset:
     """Read ``path`` whole with the format it matches (None: the built-in demo set).
 
     Args:
         skip_bad: drop bad entries and report them in ``Dataset.skipped`` instead of raising.
+        workers: processes parsing the structures (:class:`~zoo.dataset.DatasetBuilder`).
         options: :class:`ReadOptions` fields (``id_key``, ``target_keys``, ``cgcnn_target``,
             ``cgcnn_log10``, ``with_targets``).
     """
     source, targets, entries = _open(path, ReadOptions(**options))
-    builder = DatasetBuilder(source, targets, skip_bad)
+    builder = DatasetBuilder(source, targets, skip_bad, workers=workers)
     for entry in entries:
         _add(builder, entry)
     return builder.build()
