@@ -247,6 +247,7 @@ def unique_run_name(experiment_id: str, name: str) -> str:
     that two runs never share a name (two processes naming a run in the same instant could
     still; zoo's parallel runs, tuning trials, have numbered names)."""
     from mlflow import MlflowClient
+    from mlflow.entities import ViewType
 
     name = name or "run"
     prefix = name.split("'")[0]  # a quote cannot be escaped in a filter: search by the rest
@@ -255,7 +256,7 @@ def unique_run_name(experiment_id: str, name: str) -> str:
         for run in MlflowClient().search_runs(
             [experiment_id],
             f"attributes.run_name LIKE '{prefix}%'",
-            run_view_type=3,  # active and deleted runs
+            run_view_type=ViewType.ALL,  # deleted runs keep their names too
             max_results=50_000,
         )
     }
@@ -291,7 +292,8 @@ class RunLogger:
         run_id = run_id or self._find_run(tags.get(FOLDER_ID_TAG))
         tags = {**tags, OUTPUT_TAG: self.output_dir, OWNER_TAG: owner_token()}
         if run_id is None:
-            name = unique_run_name(self.experiment_id, tags.get(RUN_NAME_TAG, ""))
+            given = tags.get(RUN_NAME_TAG) or Path(self.output_dir).name
+            name = unique_run_name(self.experiment_id, given)
             tags[RUN_NAME_TAG] = name
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags)
             run_id = run_id.info.run_id
