@@ -221,13 +221,17 @@ def test_two_writers_of_the_same_cache_entry_do_not_collide(tmp_path, demo, monk
 
 @pytest.mark.slow
 def test_parallel_build_equals_serial(demo):
+    """Also for an entry that has no graph: its BadInputError comes back from its worker."""
+    from pymatgen.core import Lattice, Structure
+
     structures = (demo.structures * 10)[:520]
+    structures[7] = Structure(Lattice.cubic(40.0), ["Cu"], [[0, 0, 0]])  # no neighbour at all
     ids = [f"e{i}" for i in range(len(structures))]
-    serial, _ = build_store(ids, structures, GraphSettings(), cache_dir=False, progress=False)
-    parallel, _ = build_store(
-        ids, structures, GraphSettings(), workers=2, cache_dir=False, progress=False
-    )
+    options = dict(cache_dir=False, progress=False, skip_bad=True)
+    serial, skipped = build_store(ids, structures, GraphSettings(), **options)
+    parallel, skipped_there = build_store(ids, structures, GraphSettings(), workers=2, **options)
     assert torch.equal(serial.src, parallel.src) and torch.equal(serial.distance, parallel.distance)
+    assert skipped_there.items == skipped.items and [e for e, _ in skipped.items] == ["e7"]
 
 
 def test_angle_part_pairs_bonds_of_the_same_atom():

@@ -20,6 +20,7 @@ from zoo.files import atomic_write, remove_stale_partials
 from zoo.graphs.neighbors import neighbor_arrays, structure_fingerprint
 from zoo.graphs.settings import GraphSettings
 from zoo.graphs.store import GraphStore
+from zoo.processes import map_forked
 from zoo.progress import CountBar
 
 PARALLEL_THRESHOLD = 500
@@ -41,14 +42,6 @@ def _build_one(job):
         return BadInputError(entry, f"graph building failed ({type(error).__name__}: {error})")
 
 
-_FORKED_JOBS: list = []
-"""Jobs of the running parallel build; forked workers read them from the parent's memory."""
-
-
-def _build_range(bounds: tuple[int, int]) -> list:
-    return [_build_one(job) for job in _FORKED_JOBS[bounds[0] : bounds[1]]]
-
-
 def build_arrays(
     ids: list[str],
     structures: list,
@@ -57,28 +50,18 @@ def build_arrays(
     progress: bool = True,
 ) -> list:
     """Neighbour arrays (or the :class:`BadInputError` of that entry) for every structure."""
-    global _FORKED_JOBS
     jobs = [(entry, structure, settings) for entry, structure in zip(ids, structures, strict=True)]
     bar = dict(total=len(jobs), desc="building graphs", unit="crystals", disable=not progress)
     if workers <= 1 or len(jobs) < PARALLEL_THRESHOLD:
         return [_build_one(job) for job in CountBar(jobs, **bar)]
-    size = max(16, len(jobs) // (workers * 16))
     if "fork" not in multiprocessing.get_all_start_methods():
+        size = max(16, len(jobs) // (workers * 16))
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             return list(CountBar(pool.imap(_build_one, jobs, chunksize=size), **bar))
     # fork: workers inherit the imported modules and the structures (no pickling of inputs);
     # they run only numpy and pymatgen code.
-    _FORKED_JOBS = jobs
-    try:
-        results: list = []
-        ranges = [(start, min(start + size, len(jobs))) for start in range(0, len(jobs), size)]
-        with multiprocessing.get_context("fork").Pool(workers) as pool, CountBar(**bar) as counter:
-            for chunk in pool.imap(_build_range, ranges):
-                results.extend(chunk)
-                counter.update(len(chunk))
-        return results
-    finally:
-        _FORKED_JOBS = []
+    with CountBar(**bar) as counter:
+        return map_forked(_build_one, jobs, workers, done=lambda result: counter.update(1))
 
 
 CACHE_FORMAT = 2
